@@ -1,3 +1,9 @@
 //! kiln-engine: sequences, KV block management, sampling, chat templates, generation.
+pub mod block_manager;
 pub mod chat_template;
+pub mod engine;
 pub mod sampler;
+pub mod sequence;
+
+pub use engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerateOptions, GenerationStats};
+pub use sequence::Sequence;

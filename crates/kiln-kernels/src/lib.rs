@@ -1,1 +1,15 @@
-//! kiln-kernels
+//! kiln-kernels: the compute of a forward pass on the CPU.
+//!
+//! - [`pool`]: the persistent worker pool every parallel op runs on;
+//! - [`matmul`]: quantized weight × f32 activation products (over `kiln-quant`'s microkernels);
+//! - [`attention`]: causal attention over the paged f16 KV cache;
+//! - [`ops`]: norms, RoPE and activations.
+pub mod attention;
+pub mod matmul;
+pub mod ops;
+pub mod pool;
+
+pub use attention::{paged_attention, AttnParams, AttnQuery, KvLayer, KvLayout};
+pub use matmul::{matmul, MatmulScratch, QMatrix};
+pub use ops::{Rope, RopeStyle};
+pub use pool::ThreadPool;

@@ -1,0 +1,261 @@
+//! Runs a model over sequences: prefill in chunks, then sample token by token.
+//!
+//! The engine owns all model state (weights, KV cache, worker pool, scratch). Every step goes
+//! through `Model::forward` with a `Batch`, the same path a multi-sequence server step takes.
+
+use crate::block_manager::{BlockManager, OutOfBlocks};
+use crate::sampler::{Sampler, SamplingError, SamplingParams, StopMatcher};
+use crate::sequence::Sequence;
+use kiln_models::{Batch, KvCache, Model, ModelError, Scratch};
+use kiln_kernels::ThreadPool;
+use kiln_tokenizer::Tokenizer;
+use std::time::{Duration, Instant};
+
+/// Token slots per KV block.
+pub const BLOCK_SIZE: usize = 16;
+
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub n_threads: usize,
+    /// Context size: the most tokens (prompt and answer) a sequence may hold.
+    pub num_ctx: usize,
+    /// Most prompt tokens computed in one step; bounds the scratch memory of a long prompt.
+    pub prefill_chunk: usize,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig { n_threads: default_threads(), num_ctx: 4096, prefill_chunk: 512 }
+    }
+}
+
+/// One thread per available core.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Sampling(#[from] SamplingError),
+    #[error("the prompt has {n_prompt} tokens, more than the context size of {num_ctx}; raise --num-ctx (the model was trained for {trained}) or shorten the prompt")]
+    PromptTooLong { n_prompt: usize, num_ctx: usize, trained: usize },
+    #[error(transparent)]
+    OutOfBlocks(#[from] OutOfBlocks),
+    #[error("num_ctx must be at least 1")]
+    ZeroContext,
+}
+
+/// What to generate after the prompt.
+#[derive(Clone, Debug, Default)]
+pub struct GenerateOptions {
+    pub sampling: SamplingParams,
+    /// Most tokens to generate; `None` runs until an end-of-generation token or the context is full.
+    pub max_tokens: Option<usize>,
+    /// Generation stops before any of these strings; they are not part of the output.
+    pub stop: Vec<String>,
+}
+
+/// Why generation ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoneReason {
+    /// An end-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` reached or the context is full.
+    Length,
+    /// The caller asked to stop.
+    Cancelled,
+}
+
+impl DoneReason {
+    /// The name Ollama and OpenAI use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DoneReason::Stop => "stop",
+            DoneReason::Length => "length",
+            DoneReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// Counts and timings of one generation, as Ollama reports them.
+#[derive(Clone, Debug)]
+pub struct GenerationStats {
+    /// Prompt tokens computed in this call (not found in the cache).
+    pub prompt_eval_count: usize,
+    /// Prompt tokens reused from the cache.
+    pub prompt_cached: usize,
+    pub prompt_eval_duration: Duration,
+    pub eval_count: usize,
+    pub eval_duration: Duration,
+    pub done_reason: DoneReason,
+    pub generated: Vec<u32>,
+}
+
+pub struct Engine {
+    model: Model,
+    tokenizer: Tokenizer,
+    pool: ThreadPool,
+    kv: KvCache,
+    blocks: BlockManager,
+    scratch: Scratch,
+    config: EngineConfig,
+}
+
+impl Engine {
+    pub fn new(model: Model, tokenizer: Tokenizer, config: EngineConfig) -> Result<Engine, EngineError> {
+        if config.num_ctx == 0 {
+            return Err(EngineError::ZeroContext);
+        }
+        let n_blocks = config.num_ctx.div_ceil(BLOCK_SIZE);
+        let kv = model.new_kv_cache(n_blocks, BLOCK_SIZE);
+        Ok(Engine {
+            pool: ThreadPool::new(config.n_threads),
+            kv,
+            blocks: BlockManager::new(n_blocks, BLOCK_SIZE),
+            scratch: Scratch::default(),
+            model,
+            tokenizer,
+            config,
+        })
+    }
+
+    pub fn model(&self) -> &Model {
+        &self.model
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// Bytes reserved for the KV cache.
+    pub fn kv_bytes(&self) -> usize {
+        self.kv.bytes()
+    }
+
+    /// Releases the sequence's cache blocks.
+    pub fn release(&mut self, seq: &mut Sequence) {
+        seq.clear(&mut self.blocks);
+    }
+
+    /// Replaces the sequence's tokens by `tokens`, keeping the cache of the common prefix
+    /// (a chat turn recomputes only what is new).
+    pub fn set_tokens(&mut self, seq: &mut Sequence, tokens: &[u32]) -> Result<(), EngineError> {
+        if tokens.len() > self.config.num_ctx {
+            return Err(EngineError::PromptTooLong {
+                n_prompt: tokens.len(),
+                num_ctx: self.config.num_ctx,
+                trained: self.model.config().context_length,
+            });
+        }
+        let mut keep = seq.common_prefix(tokens);
+        // The last prompt token is always recomputed: its logits start the answer.
+        if keep == tokens.len() {
+            keep = keep.saturating_sub(1);
+        }
+        seq.truncate(&mut self.blocks, keep);
+        seq.tokens.extend_from_slice(&tokens[keep..]);
+        Ok(())
+    }
+
+    /// Computes the uncached tokens of `seq` in chunks; returns the logits of its last token.
+    pub fn prefill(&mut self, seq: &mut Sequence) -> Result<Vec<f32>, EngineError> {
+        seq.reserve(&mut self.blocks, seq.tokens.len())?;
+        let mut logits = Vec::new();
+        while seq.n_cached < seq.tokens.len() {
+            let end = (seq.n_cached + self.config.prefill_chunk).min(seq.tokens.len());
+            let batch = Batch::single(&seq.tokens[seq.n_cached..end], seq.n_cached as u32, seq.block_table.clone());
+            logits = self.model.forward(&self.pool, &batch, &mut self.kv, &mut self.scratch)?;
+            seq.n_cached = end;
+        }
+        Ok(logits)
+    }
+
+    /// Logits at every position of `tokens` (teacher forcing), `[tokens.len()][vocab]`, from
+    /// a fresh sequence. For evaluation and tests.
+    pub fn logits_all(&mut self, tokens: &[u32]) -> Result<Vec<Vec<f32>>, EngineError> {
+        let mut seq = Sequence::default();
+        self.set_tokens(&mut seq, tokens)?;
+        let result = (|| {
+            seq.reserve(&mut self.blocks, tokens.len())?;
+            let vocab = self.model.config().vocab_size;
+            let mut out = Vec::with_capacity(tokens.len());
+            for start in (0..tokens.len()).step_by(self.config.prefill_chunk) {
+                let end = (start + self.config.prefill_chunk).min(tokens.len());
+                let mut batch = Batch::single(&tokens[start..end], start as u32, seq.block_table.clone());
+                batch.logits_for = (0..end - start).collect();
+                let logits = self.model.forward(&self.pool, &batch, &mut self.kv, &mut self.scratch)?;
+                out.extend(logits.chunks_exact(vocab).map(|r| r.to_vec()));
+            }
+            Ok(out)
+        })();
+        self.release(&mut seq);
+        result
+    }
+
+    /// Generates after the sequence's tokens (which must already be set), streaming text to
+    /// `on_text`; generation ends early when `on_text` returns false. Generated tokens are
+    /// appended to `seq` and stay cached for a following turn.
+    pub fn generate(
+        &mut self,
+        seq: &mut Sequence,
+        opts: &GenerateOptions,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Result<GenerationStats, EngineError> {
+        let mut sampler = Sampler::new(opts.sampling.clone())?;
+        let prompt_cached = seq.n_cached;
+        let t0 = Instant::now();
+        let mut logits = self.prefill(seq)?;
+        let prompt_eval_count = seq.tokens.len() - prompt_cached;
+        let prompt_eval_duration = t0.elapsed();
+        let t1 = Instant::now();
+        let mut stops = StopMatcher::new(opts.stop.clone());
+        let mut decoder = self.tokenizer.incremental_decoder(false);
+        let mut generated = Vec::new();
+        let mut stopped_by_string = false;
+        let done_reason = loop {
+            if opts.max_tokens.is_some_and(|m| generated.len() >= m) {
+                break DoneReason::Length;
+            }
+            let token = sampler.sample(&logits, &seq.tokens);
+            if self.tokenizer.is_eog(token) {
+                break DoneReason::Stop;
+            }
+            generated.push(token);
+            seq.tokens.push(token);
+            let outcome = stops.push(&decoder.push(token));
+            if !outcome.emit.is_empty() && !on_text(&outcome.emit) {
+                break DoneReason::Cancelled;
+            }
+            if outcome.stopped {
+                stopped_by_string = true;
+                break DoneReason::Stop;
+            }
+            if seq.tokens.len() >= self.config.num_ctx {
+                break DoneReason::Length;
+            }
+            logits = self.prefill(seq)?;
+        };
+        if !stopped_by_string {
+            let tail = stops.push(&decoder.finish()).emit + &stops.finish();
+            if !tail.is_empty() {
+                on_text(&tail);
+            }
+        }
+        Ok(GenerationStats {
+            prompt_eval_count,
+            prompt_cached,
+            prompt_eval_duration,
+            eval_count: generated.len(),
+            eval_duration: t1.elapsed(),
+            done_reason,
+            generated,
+        })
+    }
+}

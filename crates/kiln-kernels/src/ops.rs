@@ -1,0 +1,226 @@
+//! Element-wise and row-wise operations of the forward pass: norms, RoPE, activations.
+//!
+//! These follow ggml's CPU arithmetic where it changes the numbers (sum of squares in f64,
+//! RoPE angles advanced by repeated multiplication in f32, GELU through an f16 table), so
+//! that Kiln's logits stay close to llama.cpp's.
+
+use half::f16;
+use std::sync::OnceLock;
+
+/// `out = x / sqrt(mean(x²) + eps) * weight`, one row of `weight.len()` elements.
+pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
+    debug_assert_eq!(x.len(), weight.len());
+    debug_assert_eq!(x.len(), out.len());
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    let scale = 1.0 / (mean + eps).sqrt();
+    for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
+        *o = v * scale * w;
+    }
+}
+
+/// In-place [`rms_norm`] of each `row_len` row of `x`.
+pub fn rms_norm_rows_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
+    let n = weight.len();
+    let mut tmp = vec![0f32; n];
+    for row in x.chunks_exact_mut(n) {
+        rms_norm(row, weight, eps, &mut tmp);
+        row.copy_from_slice(&tmp);
+    }
+}
+
+/// How a model's rotary embedding pairs the dimensions of a head.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RopeStyle {
+    /// Adjacent pairs (x[2i], x[2i+1]): Llama GGUFs (their Q/K rows are permuted at conversion).
+    Normal,
+    /// Halves (x[i], x[i + d/2]): GPT-NeoX, Gemma, Qwen.
+    Neox,
+}
+
+/// Rotary position embedding parameters of one layer.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rope {
+    pub style: RopeStyle,
+    /// Dimensions rotated at the start of each head; the rest pass through.
+    pub n_dims: usize,
+    pub freq_base: f32,
+    /// Linear position scaling (1.0 = none).
+    pub freq_scale: f32,
+}
+
+impl Rope {
+    /// The (cos, sin) pairs for position `pos`, `n_dims / 2` of each.
+    ///
+    /// The angle is advanced by repeated multiplication in f32, as ggml does, rather than by
+    /// `powf` per dimension: the two differ in the last bits and the difference shows in logits.
+    pub fn cos_sin(&self, pos: u32, cos: &mut [f32], sin: &mut [f32]) {
+        let theta_scale = self.freq_base.powf(-2.0 / self.n_dims as f32);
+        let mut theta = pos as f32;
+        for (c, s) in cos.iter_mut().zip(sin.iter_mut()).take(self.n_dims / 2) {
+            let t = self.freq_scale * theta;
+            *c = t.cos();
+            *s = t.sin();
+            theta *= theta_scale;
+        }
+    }
+
+    /// Rotates every head of `x` (`n_heads` heads of `head_dim`) for position `pos`.
+    pub fn apply(&self, x: &mut [f32], head_dim: usize, pos: u32) {
+        let half = self.n_dims / 2;
+        let mut cos = [0f32; 256];
+        let mut sin = [0f32; 256];
+        assert!(half <= cos.len(), "rope dimension {} too large", self.n_dims);
+        self.cos_sin(pos, &mut cos[..half], &mut sin[..half]);
+        for head in x.chunks_exact_mut(head_dim) {
+            for i in 0..half {
+                let (a, b) = match self.style {
+                    RopeStyle::Normal => (2 * i, 2 * i + 1),
+                    RopeStyle::Neox => (i, i + half),
+                };
+                let (x0, x1) = (head[a], head[b]);
+                head[a] = x0 * cos[i] - x1 * sin[i];
+                head[b] = x0 * sin[i] + x1 * cos[i];
+            }
+        }
+    }
+}
+
+/// SiLU-gated product used by Llama-style feed-forward blocks: `out = silu(gate) * up`.
+pub fn swiglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        *o = g / (1.0 + (-g).exp()) * u;
+    }
+}
+
+fn gelu_tanh(x: f32) -> f32 {
+    const SQRT_2_OVER_PI: f32 = 0.797_884_6;
+    const COEF_A: f32 = 0.044715;
+    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
+}
+
+/// GELU (tanh form) of every f16 value, rounded to f16: ggml evaluates GELU through this table.
+fn gelu_table() -> &'static [f16] {
+    static TABLE: OnceLock<Vec<f16>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX)
+            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())))
+            .collect()
+    })
+}
+
+/// GELU-gated product used by Gemma's feed-forward blocks: `out = gelu(gate) * up`.
+pub fn geglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
+    let table = gelu_table();
+    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
+        let act = if g <= -10.0 {
+            0.0
+        } else if g >= 10.0 {
+            g
+        } else {
+            table[f16::from_f32(g).to_bits() as usize].to_f32()
+        };
+        *o = act * u;
+    }
+}
+
+/// `x += y`
+pub fn add_inplace(x: &mut [f32], y: &[f32]) {
+    for (a, &b) in x.iter_mut().zip(y) {
+        *a += b;
+    }
+}
+
+/// `x *= s`
+pub fn scale_inplace(x: &mut [f32], s: f32) {
+    for a in x.iter_mut() {
+        *a *= s;
+    }
+}
+
+/// Index of the largest value (the first one on ties); NaN never wins.
+pub fn argmax(x: &[f32]) -> usize {
+    let mut best = 0;
+    let mut best_v = f32::NEG_INFINITY;
+    for (i, &v) in x.iter().enumerate() {
+        if v > best_v {
+            best = i;
+            best_v = v;
+        }
+    }
+    best
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rms_norm_unit_rms() {
+        let x = [3.0f32, -4.0, 0.0, 5.0];
+        let w = [1.0f32, 2.0, 1.0, 0.5];
+        let mut out = [0f32; 4];
+        rms_norm(&x, &w, 0.0, &mut out);
+        let rms = ((9.0 + 16.0 + 25.0) / 4.0f32).sqrt();
+        let want = [3.0 / rms, -8.0 / rms, 0.0, 2.5 / rms];
+        for (a, b) in out.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn rope_rotates_pairs_and_keeps_norm() {
+        for style in [RopeStyle::Normal, RopeStyle::Neox] {
+            let rope = Rope { style, n_dims: 8, freq_base: 10000.0, freq_scale: 1.0 };
+            let orig: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
+            let mut x = orig.clone();
+            rope.apply(&mut x, 8, 7);
+            for h in 0..2 {
+                let n0: f32 = orig[h * 8..h * 8 + 8].iter().map(|v| v * v).sum();
+                let n1: f32 = x[h * 8..h * 8 + 8].iter().map(|v| v * v).sum();
+                assert!((n0 - n1).abs() < 1e-5);
+            }
+            // Dimension pair 0 rotates by exactly `pos` radians.
+            let (a, b) = if style == RopeStyle::Normal { (0, 1) } else { (0, 4) };
+            let (c, s) = (7f32.cos(), 7f32.sin());
+            assert!((x[a] - (orig[a] * c - orig[b] * s)).abs() < 1e-6);
+            assert!((x[b] - (orig[a] * s + orig[b] * c)).abs() < 1e-6);
+            // Position 0 is the identity.
+            let mut y = orig.clone();
+            rope.apply(&mut y, 8, 0);
+            assert_eq!(y, orig);
+        }
+    }
+
+    #[test]
+    fn partial_rope_leaves_the_tail() {
+        let rope = Rope { style: RopeStyle::Neox, n_dims: 4, freq_base: 10000.0, freq_scale: 1.0 };
+        let orig: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
+        let mut x = orig.clone();
+        rope.apply(&mut x, 8, 3);
+        assert_eq!(&x[4..], &orig[4..]);
+        assert_ne!(&x[..4], &orig[..4]);
+    }
+
+    #[test]
+    fn activations() {
+        let mut out = [0f32; 3];
+        swiglu(&[0.0, 1.0, -1.0], &[2.0, 2.0, 2.0], &mut out);
+        assert_eq!(out[0], 0.0);
+        assert!((out[1] - 2.0 * 0.731_058_6).abs() < 1e-6);
+        assert!((out[2] + 2.0 * 0.268_941_4).abs() < 1e-6);
+        geglu(&[0.0, 1.0, -20.0, 20.0], &[1.0, 1.0, 1.0, 1.0], &mut [0f32; 4]);
+        let mut g = [0f32; 4];
+        geglu(&[0.0, 1.0, -20.0, 20.0], &[1.0, 3.0, 1.0, 1.0], &mut g);
+        assert_eq!(g[0], 0.0);
+        assert!((g[1] - 3.0 * 0.841_192).abs() < 3e-3, "{}", g[1]); // f16 table precision
+        assert_eq!(g[2], 0.0);
+        assert_eq!(g[3], 20.0);
+    }
+
+    #[test]
+    fn argmax_first_max_and_nan() {
+        assert_eq!(argmax(&[1.0, 3.0, 3.0, f32::NAN, 2.0]), 1);
+        assert_eq!(argmax(&[f32::NAN, 0.5]), 1);
+    }
+}

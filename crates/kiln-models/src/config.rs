@@ -1,0 +1,153 @@
+//! Hyper-parameters of a model, read from GGUF metadata (`{arch}.*` keys, llama.cpp's names).
+
+use crate::ModelError;
+use kiln_gguf::GgufFile;
+
+/// The architectures Kiln can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Architecture {
+    Llama,
+    Gemma3,
+}
+
+impl Architecture {
+    fn from_name(name: &str) -> Result<Architecture, ModelError> {
+        match name {
+            "llama" => Ok(Architecture::Llama),
+            "gemma3" => Ok(Architecture::Gemma3),
+            other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
+        }
+    }
+
+    /// The prefix of this architecture's metadata keys, as written in GGUF files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Llama => "llama",
+            Architecture::Gemma3 => "gemma3",
+        }
+    }
+}
+
+/// Shape and numeric constants of a decoder-only transformer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelConfig {
+    pub arch: Architecture,
+    pub n_layers: usize,
+    /// Width of the residual stream.
+    pub n_embd: usize,
+    pub n_ff: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    /// Width of one attention head (keys, queries and values).
+    pub head_dim: usize,
+    pub rms_eps: f32,
+    pub rope_dims: usize,
+    pub rope_freq_base: f32,
+    /// Linear RoPE scaling factor from `rope.scaling.factor` (1.0 = none).
+    pub rope_freq_scale: f32,
+    /// RoPE base of sliding-window layers, where it differs (Gemma 3: 10 000).
+    pub rope_freq_base_swa: f32,
+    /// Context length the model was trained for.
+    pub context_length: usize,
+    /// Sliding window of the local-attention layers, if the model has them.
+    pub sliding_window: Option<u32>,
+    /// Every how many layers a global-attention layer comes (Gemma 3: 6, the last of each group).
+    pub swa_pattern: usize,
+    pub vocab_size: usize,
+}
+
+impl ModelConfig {
+    pub fn from_gguf(file: &GgufFile) -> Result<ModelConfig, ModelError> {
+        let arch_name = file
+            .get_str("general.architecture")?
+            .ok_or_else(|| ModelError::MissingKey("general.architecture".into()))?;
+        let arch = Architecture::from_name(arch_name)?;
+        let key = |k: &str| format!("{arch_name}.{k}");
+        let req = |k: &str| -> Result<usize, ModelError> {
+            let full = key(k);
+            match file.get_u64(&full)? {
+                Some(v) if v > 0 && v < (1 << 31) => Ok(v as usize),
+                Some(v) => Err(ModelError::BadMetadata { key: full, problem: format!("value {v} is out of range") }),
+                None => Err(ModelError::MissingKey(full)),
+            }
+        };
+        let opt = |k: &str| -> Result<Option<usize>, ModelError> {
+            match file.get_u64(&key(k))? {
+                Some(v) if v < (1 << 31) => Ok(Some(v as usize)),
+                Some(v) => Err(ModelError::BadMetadata { key: key(k), problem: format!("value {v} is out of range") }),
+                None => Ok(None),
+            }
+        };
+        let n_embd = req("embedding_length")?;
+        let n_heads = req("attention.head_count")?;
+        let n_kv_heads = opt("attention.head_count_kv")?.unwrap_or(n_heads);
+        if n_kv_heads == 0 || n_heads % n_kv_heads != 0 {
+            return Err(ModelError::BadMetadata {
+                key: key("attention.head_count_kv"),
+                problem: format!("{n_kv_heads} KV heads do not divide {n_heads} query heads"),
+            });
+        }
+        let head_dim = opt("attention.key_length")?.unwrap_or(n_embd / n_heads);
+        if let Some(v) = opt("attention.value_length")? {
+            if v != head_dim {
+                return Err(ModelError::BadMetadata {
+                    key: key("attention.value_length"),
+                    problem: format!("value width {v} differs from key width {head_dim}, which is not supported"),
+                });
+            }
+        }
+        let rope_dims = opt("rope.dimension_count")?.unwrap_or(head_dim);
+        if rope_dims > head_dim || rope_dims % 2 != 0 {
+            return Err(ModelError::BadMetadata { key: key("rope.dimension_count"), problem: format!("{rope_dims} rotary dimensions for heads of {head_dim}") });
+        }
+        let rope_freq_scale = match file.get_str(&key("rope.scaling.type"))? {
+            None | Some("none") => 1.0,
+            Some("linear") => {
+                let factor = file.get_f32(&key("rope.scaling.factor"))?.unwrap_or(1.0);
+                if !(factor > 0.0 && factor.is_finite()) {
+                    return Err(ModelError::BadMetadata { key: key("rope.scaling.factor"), problem: format!("factor {factor}") });
+                }
+                1.0 / factor
+            }
+            Some(other) => {
+                return Err(ModelError::BadMetadata { key: key("rope.scaling.type"), problem: format!("RoPE scaling '{other}' is not supported yet") })
+            }
+        };
+        let vocab_size = match opt("vocab_size")? {
+            Some(v) => v,
+            None => file
+                .get("tokenizer.ggml.tokens")
+                .and_then(|v| v.as_array())
+                .map(|a| a.len())
+                .ok_or_else(|| ModelError::MissingKey("tokenizer.ggml.tokens".into()))?,
+        };
+        let sliding_window = match arch {
+            Architecture::Gemma3 => opt("attention.sliding_window")?.filter(|&w| w > 0).map(|w| w as u32),
+            Architecture::Llama => None,
+        };
+        let rms_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
+        Ok(ModelConfig {
+            arch,
+            n_layers: req("block_count")?,
+            n_embd,
+            n_ff: req("feed_forward_length")?,
+            n_heads,
+            n_kv_heads,
+            head_dim,
+            rms_eps,
+            rope_dims,
+            rope_freq_base: file.get_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_freq_scale,
+            rope_freq_base_swa: file.get_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0),
+            context_length: opt("context_length")?.unwrap_or(2048),
+            sliding_window,
+            swa_pattern: opt("attention.sliding_window_pattern")?.unwrap_or(6),
+            vocab_size,
+        })
+    }
+
+    /// Whether layer `il` uses the sliding window (Gemma 3: all but the last of every group).
+    pub fn is_sliding(&self, il: usize) -> bool {
+        self.sliding_window.is_some() && (self.swa_pattern == 0 || il % self.swa_pattern < self.swa_pattern - 1)
+    }
+}

@@ -1,0 +1,92 @@
+//! Llama-style decoder (Llama 2/3, SmolLM2, Mistral-style dense models):
+//! pre-norm blocks of RMSNorm → attention (RoPE, GQA) → residual → RMSNorm → SwiGLU → residual.
+
+use crate::config::ModelConfig;
+use crate::decoder::{feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx};
+use crate::kv::KvCache;
+use crate::weights::{TensorLoader, Weight};
+use crate::ModelError;
+use kiln_kernels::{ops, Rope, RopeStyle};
+
+pub struct LlamaLayer {
+    /// `[n_embd]`
+    attn_norm: Vec<f32>,
+    attn: AttnWeights,
+    /// `[n_embd]`
+    ffn_norm: Vec<f32>,
+    ffn: FfnWeights,
+}
+
+pub struct Llama {
+    /// `[vocab][n_embd]`
+    token_embd: Weight,
+    layers: Vec<LlamaLayer>,
+    /// `[n_embd]`
+    output_norm: Vec<f32>,
+    /// `[vocab][n_embd]`; the embedding table itself when the file ties them.
+    output: Weight,
+    spec: AttnSpec,
+    eps: f32,
+}
+
+impl Llama {
+    pub fn load(cfg: &ModelConfig, t: &TensorLoader) -> Result<Llama, ModelError> {
+        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let token_embd = t.matrix("token_embd.weight", cfg.vocab_size, d)?;
+        let output = if t.has("output.weight") { t.matrix("output.weight", cfg.vocab_size, d)? } else { token_embd };
+        let layers = (0..cfg.n_layers)
+            .map(|i| {
+                let n = |s: &str| format!("blk.{i}.{s}.weight");
+                Ok(LlamaLayer {
+                    attn_norm: t.vector(&n("attn_norm"), d)?,
+                    attn: AttnWeights {
+                        wq: t.matrix(&n("attn_q"), cfg.n_heads * hd, d)?,
+                        wk: t.matrix(&n("attn_k"), cfg.n_kv_heads * hd, d)?,
+                        wv: t.matrix(&n("attn_v"), cfg.n_kv_heads * hd, d)?,
+                        wo: t.matrix(&n("attn_output"), d, cfg.n_heads * hd)?,
+                        q_norm: None,
+                        k_norm: None,
+                    },
+                    ffn_norm: t.vector(&n("ffn_norm"), d)?,
+                    ffn: FfnWeights {
+                        gate: t.matrix(&n("ffn_gate"), cfg.n_ff, d)?,
+                        up: t.matrix(&n("ffn_up"), cfg.n_ff, d)?,
+                        down: t.matrix(&n("ffn_down"), d, cfg.n_ff)?,
+                    },
+                })
+            })
+            .collect::<Result<_, ModelError>>()?;
+        Ok(Llama {
+            token_embd,
+            layers,
+            output_norm: t.vector("output_norm.weight", d)?,
+            output,
+            spec: AttnSpec {
+                n_heads: cfg.n_heads,
+                n_kv_heads: cfg.n_kv_heads,
+                head_dim: hd,
+                rope: Rope { style: RopeStyle::Normal, n_dims: cfg.rope_dims, freq_base: cfg.rope_freq_base, freq_scale: cfg.rope_freq_scale },
+                rms_eps: cfg.rms_eps,
+                scale: 1.0 / (hd as f32).sqrt(),
+                window: None,
+            },
+            eps: cfg.rms_eps,
+        })
+    }
+
+    pub fn forward(&self, ctx: &StepCtx, kv: &mut KvCache, s: &mut Scratch) -> Vec<f32> {
+        let mut x = std::mem::take(&mut s.x);
+        ctx.embed(&self.token_embd, &mut x);
+        for (il, layer) in self.layers.iter().enumerate() {
+            rms_norm_rows(&x, &layer.attn_norm, self.eps, &mut s.h);
+            self_attention(ctx, &layer.attn, &self.spec, il, kv, s);
+            ops::add_inplace(&mut x, &s.out);
+            rms_norm_rows(&x, &layer.ffn_norm, self.eps, &mut s.h);
+            feed_forward(ctx, &layer.ffn, Gating::Silu, s);
+            ops::add_inplace(&mut x, &s.out);
+        }
+        let out = logits(ctx, &x, &self.output_norm, self.eps, &self.output, s);
+        s.x = x;
+        out
+    }
+}

@@ -1,0 +1,74 @@
+//! Typed access to the tensors of a GGUF file: shape checks at load, zero-copy views at run time.
+
+use crate::ModelError;
+use kiln_gguf::{GgmlType, GgufFile};
+use kiln_kernels::QMatrix;
+
+/// A weight matrix inside the memory-mapped file: `rows` × `cols` of type `ty`.
+/// It records where the bytes are, not the bytes, so the model owns no copy of the weights.
+#[derive(Clone, Copy, Debug)]
+pub struct Weight {
+    tensor: usize,
+    pub ty: GgmlType,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Weight {
+    /// The zero-copy view of this matrix in `file` (the file it was loaded from).
+    pub fn view<'f>(&self, file: &'f GgufFile) -> QMatrix<'f> {
+        QMatrix { ty: self.ty, rows: self.rows, cols: self.cols, data: file.tensor_data(&file.tensors()[self.tensor]) }
+    }
+}
+
+/// Looks tensors up by name and checks them against the shapes the architecture expects.
+pub struct TensorLoader<'f> {
+    file: &'f GgufFile,
+}
+
+impl<'f> TensorLoader<'f> {
+    pub fn new(file: &'f GgufFile) -> Self {
+        TensorLoader { file }
+    }
+
+    fn find(&self, name: &str, dims: &[u64]) -> Result<(usize, GgmlType), ModelError> {
+        let idx = self
+            .file
+            .tensors()
+            .iter()
+            .position(|t| t.name == name)
+            .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
+        let t = &self.file.tensors()[idx];
+        if t.dims != dims {
+            return Err(ModelError::BadShape { name: name.to_string(), expected: dims.to_vec(), found: t.dims.clone() });
+        }
+        Ok((idx, t.ggml_type))
+    }
+
+    /// Whether the file has a tensor called `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.file.tensor(name).is_some()
+    }
+
+    /// A matrix of `rows` rows of `cols` elements (GGUF dims `[cols, rows]`) in a type the
+    /// kernels can multiply.
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Weight, ModelError> {
+        let (tensor, ty) = self.find(name, &[cols as u64, rows as u64])?;
+        if !kiln_quant::is_supported(ty) {
+            return Err(ModelError::UnsupportedType { name: name.to_string(), ty });
+        }
+        Ok(Weight { tensor, ty, rows, cols })
+    }
+
+    /// A vector of `n` values (norm weights), dequantized to f32: these are tiny and read
+    /// for every token, so a private f32 copy costs nothing and saves a conversion per use.
+    pub fn vector(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
+        let (tensor, ty) = self.find(name, &[n as u64])?;
+        if !kiln_quant::is_supported(ty) {
+            return Err(ModelError::UnsupportedType { name: name.to_string(), ty });
+        }
+        let mut out = vec![0f32; n];
+        kiln_quant::dequantize_row(ty, self.file.tensor_data(&self.file.tensors()[tensor]), &mut out);
+        Ok(out)
+    }
+}
