@@ -9,6 +9,7 @@ use crate::sequence::Sequence;
 use kiln_models::{Batch, KvCache, Model, ModelError, Scratch};
 use kiln_kernels::ThreadPool;
 use kiln_tokenizer::Tokenizer;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Token slots per KV block.
@@ -96,7 +97,8 @@ pub struct GenerationStats {
 
 pub struct Engine {
     model: Model,
-    tokenizer: Tokenizer,
+    /// Shared so a streaming decoder can borrow it while the engine steps.
+    tokenizer: Arc<Tokenizer>,
     pool: ThreadPool,
     kv: KvCache,
     blocks: BlockManager,
@@ -117,9 +119,18 @@ impl Engine {
             blocks: BlockManager::new(n_blocks, BLOCK_SIZE),
             scratch: Scratch::default(),
             model,
-            tokenizer,
+            tokenizer: Arc::new(tokenizer),
             config,
         })
+    }
+
+    /// The same engine computing on `n_threads` threads.
+    pub fn with_threads(mut self, n_threads: usize) -> Engine {
+        if n_threads != self.pool.n_threads() {
+            self.pool = ThreadPool::new(n_threads);
+            self.config.n_threads = n_threads;
+        }
+        self
     }
 
     pub fn model(&self) -> &Model {
@@ -216,7 +227,8 @@ impl Engine {
         let prompt_eval_duration = t0.elapsed();
         let t1 = Instant::now();
         let mut stops = StopMatcher::new(opts.stop.clone());
-        let mut decoder = self.tokenizer.incremental_decoder(false);
+        let tokenizer = Arc::clone(&self.tokenizer);
+        let mut decoder = tokenizer.incremental_decoder(false);
         let mut generated = Vec::new();
         let mut stopped_by_string = false;
         let done_reason = loop {
@@ -224,7 +236,7 @@ impl Engine {
                 break DoneReason::Length;
             }
             let token = sampler.sample(&logits, &seq.tokens);
-            if self.tokenizer.is_eog(token) {
+            if tokenizer.is_eog(token) {
                 break DoneReason::Stop;
             }
             generated.push(token);

@@ -91,13 +91,13 @@ impl ThreadPool {
         }
         let _guard = self.run_lock.lock().unwrap_or_else(|e| e.into_inner());
         let shared = &*self.shared;
-        let job: &Job = &f;
+        let job: &(dyn Fn(usize) + Sync + '_) = &f;
         // SAFETY: no worker reads `job` now: every worker finished the previous epoch
         // (`pending` reached 0 before the previous `run` returned) and none starts the next
         // one before the epoch bump below. The pointer's lifetime is erased, but `run` does not
         // return before `pending` is 0 again, i.e. before every worker is done with it.
         unsafe {
-            *shared.job.get() = Some(std::mem::transmute::<&Job, &'static Job>(job) as *const Job);
+            *shared.job.get() = Some(std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(job) as *const Job);
         }
         shared.n_tasks.store(n_tasks, Ordering::Relaxed);
         shared.next_task.store(0, Ordering::Relaxed);
@@ -108,8 +108,9 @@ impl ThreadPool {
             shared.wake.notify_all();
         }
         run_tasks(shared, job);
+        let mut spins = 0u32;
         while shared.pending.load(Ordering::Acquire) != 0 {
-            std::hint::spin_loop();
+            backoff(&mut spins);
         }
     }
 
@@ -127,7 +128,7 @@ fn chunk_size(len: usize, parts: usize, min_chunk: usize) -> usize {
     len.div_ceil(parts.max(1)).max(min_chunk).max(1)
 }
 
-fn run_tasks(shared: &Shared, job: &Job) {
+fn run_tasks(shared: &Shared, job: &(dyn Fn(usize) + Sync + '_)) {
     let n = shared.n_tasks.load(Ordering::Relaxed);
     loop {
         let i = shared.next_task.fetch_add(1, Ordering::Relaxed);
@@ -138,11 +139,24 @@ fn run_tasks(shared: &Shared, job: &Job) {
     }
 }
 
+/// One step of a spin-wait. Every so often the thread yields: when the machine has more
+/// runnable threads than cores, the thread being waited for may need this core to run.
+#[inline]
+fn backoff(spins: &mut u32) {
+    *spins = spins.wrapping_add(1);
+    if *spins % 128 == 0 {
+        std::thread::yield_now();
+    } else {
+        std::hint::spin_loop();
+    }
+}
+
 fn worker_loop(shared: &Shared) {
     let mut seen = 0u64;
     loop {
         // Wait for a new epoch: spin first, then park.
         let start = Instant::now();
+        let mut spins = 0u32;
         loop {
             if shared.shutdown.load(Ordering::Acquire) {
                 return;
@@ -151,7 +165,7 @@ fn worker_loop(shared: &Shared) {
                 break;
             }
             if start.elapsed() < SPIN_BEFORE_PARK {
-                std::hint::spin_loop();
+                backoff(&mut spins);
                 continue;
             }
             let guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
