@@ -43,9 +43,10 @@ pub struct KvLayer {
 }
 
 impl KvLayer {
-    /// Zeroed storage; the pages are only touched (made resident) when written.
+    /// Zeroed storage; the pages are only touched (made resident) when written, so a large
+    /// context costs memory only as it fills.
     pub fn new(layout: &KvLayout) -> KvLayer {
-        KvLayer { k: vec![f16::ZERO; layout.layer_len()], v: vec![f16::ZERO; layout.layer_len()] }
+        KvLayer { k: zeroed_f16(layout.layer_len()), v: zeroed_f16(layout.layer_len()) }
     }
 
     /// Stores the keys and values (`slot_len` each) of position `pos`.
@@ -66,6 +67,16 @@ impl KvLayer {
         self.k.copy_within(src * n..(src + 1) * n, dst * n);
         self.v.copy_within(src * n..(src + 1) * n, dst * n);
     }
+}
+
+/// `n` zeros, allocated through the zeroing allocator (`vec![0u16; n]` becomes `calloc`,
+/// whose fresh pages are not resident), where `vec![f16::ZERO; n]` would write every element.
+fn zeroed_f16(n: usize) -> Vec<f16> {
+    let mut bits = std::mem::ManuallyDrop::new(vec![0u16; n]);
+    let (ptr, len, cap) = (bits.as_mut_ptr(), bits.len(), bits.capacity());
+    // SAFETY: f16 is a transparent wrapper of u16 (same size and alignment) and the all-zero
+    // bit pattern is +0.0; the allocation is handed over whole, with its length and capacity.
+    unsafe { Vec::from_raw_parts(ptr.cast::<f16>(), len, cap) }
 }
 
 /// One query token: where it sits in its sequence and where that sequence's cache is.
@@ -118,6 +129,10 @@ pub fn paged_attention(
             None => 0,
         };
         let n_keys = pos + 1 - first;
+        // llama.cpp (without flash attention) multiplies the f16 cache by operands converted
+        // to f16: the queries before q·k, the softmax probabilities before p·V. Kiln rounds
+        // them the same way, or its logits drift from llama.cpp's by tenths over a prompt.
+        let qs: Vec<f32> = q[(t * params.n_heads + kvh * group) * hd..][..group * hd].iter().map(|&v| round_f16(v)).collect();
         let mut scores = vec![0f32; group * n_keys];
         let mut kbuf = vec![0f32; hd];
         for (j, p) in (first..=pos).enumerate() {
@@ -125,14 +140,15 @@ pub fn paged_attention(
             for (d, s) in kbuf.iter_mut().zip(&layer.k[off..off + hd]) {
                 *d = s.to_f32();
             }
-            for g in 0..group {
-                let h = kvh * group + g;
-                let qh = &q[(t * params.n_heads + h) * hd..][..hd];
+            for (g, qh) in qs.chunks_exact(hd).enumerate() {
                 scores[g * n_keys + j] = dot(qh, &kbuf) * params.scale;
             }
         }
         for g in 0..group {
             softmax_inplace(&mut scores[g * n_keys..(g + 1) * n_keys]);
+        }
+        for p in scores.iter_mut() {
+            *p = round_f16(*p);
         }
         let mut acc = vec![0f32; group * hd];
         for (j, p) in (first..=pos).enumerate() {
@@ -154,6 +170,12 @@ pub fn paged_attention(
             dst.copy_from_slice(&acc[g * hd..(g + 1) * hd]);
         }
     });
+}
+
+/// `x` rounded to the nearest f16 (ties to even), as ggml converts f32 operands for f16 matmuls.
+#[inline]
+fn round_f16(x: f32) -> f32 {
+    f16::from_f32(x).to_f32()
 }
 
 fn dot(a: &[f32], b: &[f32]) -> f32 {
@@ -198,9 +220,10 @@ mod tests {
         let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
         for h in 0..n_heads {
             let kvh = h / (n_heads / n_kv);
-            let qh = &q[h * hd..(h + 1) * hd];
-            let mut s: Vec<f32> = (first..=pos).map(|p| dot(qh, &k[p][kvh * hd..(kvh + 1) * hd]) * scale).collect();
+            let qh: Vec<f32> = q[h * hd..(h + 1) * hd].iter().map(|&v| round_f16(v)).collect();
+            let mut s: Vec<f32> = (first..=pos).map(|p| dot(&qh, &k[p][kvh * hd..(kvh + 1) * hd]) * scale).collect();
             softmax_inplace(&mut s);
+            s.iter_mut().for_each(|p| *p = round_f16(*p));
             for (j, p) in (first..=pos).enumerate() {
                 for d in 0..hd {
                     out[h * hd + d] += s[j] * v[p][kvh * hd + d];

@@ -37,17 +37,9 @@ impl Kernels {
         self.name
     }
 
-    /// [`crate::gemm`] with these kernels.
-    pub fn gemm(
-        &self,
-        ty: GgmlType,
-        k: usize,
-        n_rows: usize,
-        w: &[u8],
-        m: usize,
-        x: &[u8],
-        y: &mut [f32],
-    ) {
+    /// [`crate::gemm`] with these kernels (the free function's arguments, plus `self`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn gemm(&self, ty: GgmlType, k: usize, n_rows: usize, w: &[u8], m: usize, x: &[u8], y: &mut [f32]) {
         check_gemm_args(ty, k, n_rows, w.len(), m, x.len(), y.len());
         if k == 0 || n_rows == 0 || m == 0 {
             y.fill(0.0);
@@ -109,9 +101,6 @@ pub fn active() -> &'static Kernels {
     static ACTIVE: OnceLock<&'static Kernels> = OnceLock::new();
     ACTIVE.get_or_init(|| {
         let wanted = std::env::var("KILN_KERNELS").ok();
-        wanted
-            .as_deref()
-            .and_then(by_name)
-            .unwrap_or_else(|| *available().last().expect("scalar is always available"))
+        wanted.as_deref().and_then(by_name).unwrap_or_else(|| *available().last().expect("scalar is always available"))
     })
 }

@@ -49,9 +49,7 @@ pub fn vec_dot_type(ty: GgmlType) -> GgmlType {
     match ty {
         GgmlType::Q4_0 | GgmlType::Q5_0 | GgmlType::Q8_0 => GgmlType::Q8_0,
         GgmlType::Q4_1 | GgmlType::Q5_1 => GgmlType::Q8_1,
-        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => {
-            GgmlType::Q8_K
-        }
+        GgmlType::Q2_K | GgmlType::Q3_K | GgmlType::Q4_K | GgmlType::Q5_K | GgmlType::Q6_K => GgmlType::Q8_K,
         GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 => ty,
         _ => panic!("kiln-quant: {ty} is not a supported weight type"),
     }
@@ -62,9 +60,33 @@ pub fn vec_dot_type(ty: GgmlType) -> GgmlType {
 /// # Panics
 /// If `n` is not a multiple of `ty`'s block size.
 pub fn row_bytes(ty: GgmlType, n: usize) -> usize {
-    let bs = ty.block_size();
-    assert!(n % bs == 0, "kiln-quant: a {ty} row of {n} elements is not whole blocks of {bs}");
-    n / bs * ty.type_size()
+    let (bs, size) = layout(ty);
+    assert!(n.is_multiple_of(bs), "kiln-quant: a {ty} row of {n} elements is not whole blocks of {bs}");
+    n / bs * size
+}
+
+/// (elements, bytes) per block, without `GgmlType`'s table search: `gemm` computes row sizes on
+/// every call, and calls can be small.
+#[inline]
+fn layout(ty: GgmlType) -> (usize, usize) {
+    use blocks::size;
+    match ty {
+        GgmlType::F32 => (1, 4),
+        GgmlType::F16 | GgmlType::BF16 => (1, 2),
+        GgmlType::Q4_0 => (32, size::Q4_0),
+        GgmlType::Q4_1 => (32, size::Q4_1),
+        GgmlType::Q5_0 => (32, size::Q5_0),
+        GgmlType::Q5_1 => (32, size::Q5_1),
+        GgmlType::Q8_0 => (32, size::Q8_0),
+        GgmlType::Q8_1 => (32, size::Q8_1),
+        GgmlType::Q2_K => (256, size::Q2_K),
+        GgmlType::Q3_K => (256, size::Q3_K),
+        GgmlType::Q4_K => (256, size::Q4_K),
+        GgmlType::Q5_K => (256, size::Q5_K),
+        GgmlType::Q6_K => (256, size::Q6_K),
+        GgmlType::Q8_K => (256, size::Q8_K),
+        _ => (ty.block_size(), ty.type_size()),
+    }
 }
 
 /// Types [`dequantize_row`] reads: the weight types and the activation types.

@@ -37,9 +37,7 @@ fn check(ty: GgmlType, k: usize, n_rows: usize, m: usize, seed: u64) {
                 let (g, e) = (got[r * m + c], want[r * m + c]);
                 let ctx = format!("{} {ty} k={k} rows={n_rows} m={m} r={r} c={c}", kern.name());
                 if is_float(ty) {
-                    let mag: f64 = (0..k)
-                        .map(|i| (wf[r * k + i] as f64 * xs[c * k + i] as f64).abs())
-                        .sum();
+                    let mag: f64 = (0..k).map(|i| (wf[r * k + i] as f64 * xs[c * k + i] as f64).abs()).sum();
                     let tol = 1e-5 * mag + 1e-30;
                     assert!(((g - e) as f64).abs() <= tol, "{ctx}: got {g}, want {e}");
                 } else {

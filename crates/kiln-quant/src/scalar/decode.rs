@@ -47,9 +47,7 @@ pub fn block32(ty: GgmlType, b: &[u8]) -> Block32 {
             q.iter_mut().for_each(|v| *v -= 16);
             Block32 { q, d, m: None }
         }
-        GgmlType::Q5_1 => {
-            Block32 { q: nibbles_with_high_bit(u32_at(b, 4), &b[8..24]), d, m: Some(f16_at(b, 2)) }
-        }
+        GgmlType::Q5_1 => Block32 { q: nibbles_with_high_bit(u32_at(b, 4), &b[8..24]), d, m: Some(f16_at(b, 2)) },
         GgmlType::Q8_0 | GgmlType::Q8_1 => {
             let start = if ty == GgmlType::Q8_0 { 2 } else { 4 };
             let mut q = [0i8; QK];
@@ -75,14 +73,7 @@ pub struct SuperBlock {
 
 /// Decodes one super-block of a K format (`Q2_K` .. `Q6_K`).
 pub fn super_block(ty: GgmlType, b: &[u8]) -> SuperBlock {
-    let mut s = SuperBlock {
-        q: [0; QK_K],
-        sc: [0; 16],
-        mn: [0; 16],
-        d: 0.0,
-        dmin: 0.0,
-        has_min: false,
-    };
+    let mut s = SuperBlock { q: [0; QK_K], sc: [0; 16], mn: [0; 16], d: 0.0, dmin: 0.0, has_min: false };
     // Every K format walks its 256 elements as eight 32-element chunks `c`, each of which
     // takes its bits from a 32-byte window at a chunk-dependent offset and shift.
     match ty {
@@ -92,9 +83,9 @@ pub fn super_block(ty: GgmlType, b: &[u8]) -> SuperBlock {
                 let (c, l) = (e / 32, e % 32);
                 s.q[e] = ((qs[32 * (c / 4) + l] >> (2 * (c % 4))) & 3) as i8;
             }
-            for i in 0..16 {
-                s.sc[i] = (b[i] & 0xf) as i16;
-                s.mn[i] = (b[i] >> 4) as i16;
+            for (i, &byte) in b[..16].iter().enumerate() {
+                s.sc[i] = (byte & 0xf) as i16;
+                s.mn[i] = (byte >> 4) as i16;
             }
             s.d = f16_at(b, off::Q2_K_D);
             s.dmin = f16_at(b, off::Q2_K_D + 2);
@@ -109,9 +100,7 @@ pub fn super_block(ty: GgmlType, b: &[u8]) -> SuperBlock {
                 s.q[e] = if high == 0 { low - 4 } else { low };
             }
             let scales = q3k_scales(&b[off::Q3_K_SCALES..off::Q3_K_SCALES + 12]);
-            for i in 0..16 {
-                s.sc[i] = scales[i] as i16;
-            }
+            s.sc = scales.map(|v| v as i16);
             s.d = f16_at(b, off::Q3_K_D);
         }
         GgmlType::Q4_K | GgmlType::Q5_K => {

@@ -45,12 +45,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
                 *o = bf16_bits_to_f32(u16_at(b, 0));
             }
         }
-        GgmlType::Q4_0
-        | GgmlType::Q4_1
-        | GgmlType::Q5_0
-        | GgmlType::Q5_1
-        | GgmlType::Q8_0
-        | GgmlType::Q8_1 => {
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 | GgmlType::Q8_1 => {
             for (o, b) in dst.chunks_exact_mut(QK).zip(src.chunks_exact(ty.type_size())) {
                 let blk = block32(ty, b);
                 for (o, &q) in o.iter_mut().zip(&blk.q) {
@@ -101,9 +96,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
         GgmlType::F32 => quant::quantize_f32(src, dst),
         GgmlType::F16 => quant::quantize_f16(src, dst),
         GgmlType::BF16 => quant::quantize_bf16(src, dst),
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => {
-            quantize_weights_row(ty, src, dst)
-        }
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 => quantize_weights_row(ty, src, dst),
         _ => panic!("kiln-quant: quantizing to {ty} is not supported"),
     }
 }
@@ -150,20 +143,14 @@ fn dot(ty: GgmlType, w: &[u8], x: &[u8]) -> f32 {
         GgmlType::F32 => float_dot(w, x, 4, |b| f32_at(b, 0)),
         GgmlType::F16 => float_dot(w, x, 2, |b| f16_at(b, 0)),
         GgmlType::BF16 => float_dot(w, x, 2, |b| bf16_bits_to_f32(u16_at(b, 0))),
-        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => {
-            dot_block32(ty, w, x)
-        }
+        GgmlType::Q4_0 | GgmlType::Q4_1 | GgmlType::Q5_0 | GgmlType::Q5_1 | GgmlType::Q8_0 => dot_block32(ty, w, x),
         _ => dot_super_block(ty, w, x),
     }
 }
 
 /// Float weights: products of the (exactly widened) elements, summed in `f64`.
 fn float_dot(w: &[u8], x: &[u8], width: usize, load: impl Fn(&[u8]) -> f32) -> f32 {
-    let sum: f64 = w
-        .chunks_exact(width)
-        .zip(x.chunks_exact(width))
-        .map(|(a, b)| load(a) as f64 * load(b) as f64)
-        .sum();
+    let sum: f64 = w.chunks_exact(width).zip(x.chunks_exact(width)).map(|(a, b)| load(a) as f64 * load(b) as f64).sum();
     sum as f32
 }
 
@@ -203,8 +190,7 @@ fn dot_block32(ty: GgmlType, w: &[u8], x: &[u8]) -> f32 {
 
 fn dot_super_block(ty: GgmlType, w: &[u8], x: &[u8]) -> f32 {
     let mut sums = PartialSums::new();
-    for (wb, xb) in w.chunks_exact(ty.type_size()).zip(x.chunks_exact(GgmlType::Q8_K.type_size()))
-    {
+    for (wb, xb) in w.chunks_exact(ty.type_size()).zip(x.chunks_exact(GgmlType::Q8_K.type_size())) {
         let sb = super_block(ty, wb);
         let dy = f32_at(xb, 0);
         let yq = &xb[4..4 + QK_K];
@@ -215,9 +201,7 @@ fn dot_super_block(ty: GgmlType, w: &[u8], x: &[u8]) -> f32 {
         }
         let mut t = (sb.d * dy) * sumi as f32;
         if sb.has_min {
-            let summ: i32 = (0..16)
-                .map(|i| sb.mn[i] as i32 * u16_at(xb, 4 + QK_K + 2 * i) as i16 as i32)
-                .sum();
+            let summ: i32 = (0..16).map(|i| sb.mn[i] as i32 * u16_at(xb, 4 + QK_K + 2 * i) as i16 as i32).sum();
             t -= (sb.dmin * dy) * summ as f32;
         }
         sums.add(t);

@@ -190,10 +190,7 @@ unsafe fn q4k_scales(p: *const u8) -> KScales {
     let sc = (a & low6) as u64 | (((c & lo) | (((a >> 6) & hi2) << 4)) as u64) << 32;
     let mn = (b & low6) as u64 | ((((c >> 4) & lo) | (((b >> 6) & hi2) << 4)) as u64) << 32;
     let v = _mm_set_epi64x(mn as i64, sc as i64);
-    KScales {
-        scales: widen_u8(_mm_unpacklo_epi8(v, v)),
-        bias: widen_u8(_mm_unpackhi_epi8(v, v)),
-    }
+    KScales { scales: widen_u8(_mm_unpacklo_epi8(v, v)), bias: widen_u8(_mm_unpackhi_epi8(v, v)) }
 }
 
 pub struct Q4_K;

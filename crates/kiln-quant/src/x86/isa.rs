@@ -73,12 +73,7 @@ impl Isa for Avx2 {
         // j % 8 set, and compares equal to all-ones exactly when bit j was set.
         let spread = _mm256_shuffle_epi8(
             _mm256_set1_epi32(bits as i32),
-            _mm256_set_epi64x(
-                0x0303_0303_0303_0303,
-                0x0202_0202_0202_0202,
-                0x0101_0101_0101_0101,
-                0,
-            ),
+            _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0),
         );
         let probe = _mm256_or_si256(spread, _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe));
         let set = _mm256_cmpeq_epi8(probe, _mm256_set1_epi64x(-1));

@@ -80,17 +80,11 @@ macro_rules! instruction_set {
 }
 
 instruction_set!(avx2, isa::Avx2, "avx2,fma,f16c");
-instruction_set!(
-    avx512vnni,
-    isa::Avx512Vnni,
-    "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"
-);
+instruction_set!(avx512vnni, isa::Avx512Vnni, "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni");
 
 /// Whether this CPU runs the [`avx2`] entry points.
 pub fn has_avx2() -> bool {
-    is_x86_feature_detected!("avx2")
-        && is_x86_feature_detected!("fma")
-        && is_x86_feature_detected!("f16c")
+    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") && is_x86_feature_detected!("f16c")
 }
 
 /// Whether this CPU runs the [`avx512vnni`] entry points.

@@ -2,11 +2,11 @@
 //! driver that covers a whole `n_rows × m` output with them.
 //!
 //! Two shapes of work:
-//! * Tiles (`m >= 2`): `MR` weight rows against `NC` activation rows, `MR * NC <= 8` dot
-//!   products (pair `p = r * NC + c`, one vector lane each). Per block each weight row's block
-//!   is decoded once and reused for the `NC` activations, and each activation block is loaded
-//!   once for the `MR` rows — that reuse is where the prompt-processing speed comes from.
-//!   Shapes `2×4` and `4×2`.
+//! * Tiles (`m >= 2`): `MR` weight rows against `NC` activation rows, `MR * NC = 8` dot products
+//!   (pair `p = r * NC + c`, one vector lane each). Per block each weight row's block is
+//!   decoded once and reused for the `NC` activations, and each activation block is loaded once
+//!   for the `MR` rows — that reuse is where the prompt-processing speed comes from. Shapes
+//!   `2×4` and `4×2`.
 //! * Rows (`m = 1`, generation): one weight row at a time, eight consecutive blocks per step
 //!   (lane `j` for block `8i + j`). Walking a single row keeps the weight stream sequential,
 //!   which the hardware prefetchers serve far better than several interleaved row streams.
@@ -19,6 +19,10 @@
 //! eight vectors (lanes are pairs), rows in the eight lanes of one vector (lanes are blocks);
 //! both reproduce [`crate::scalar`] bit for bit. Float weights accumulate with FMA in `f32`
 //! lanes instead.
+//!
+//! Activation scales (`f16` or `f32` in each activation block) are converted once per group of
+//! columns into "scale planes" of `f32`, block-major (`plane[b * NC + c]`), so that a tile
+//! gets its `NC` column scales with one broadcast load and a row step its eight with one load.
 
 #[cfg(target_arch = "x86")]
 use std::arch::x86::*;
@@ -32,19 +36,38 @@ use std::marker::PhantomData;
 
 /// A matmul kernel for one weight format on one instruction set.
 ///
-/// # Safety (both methods)
+/// # Safety (all methods)
 /// The pointers point to whole rows (of the `k` the kernel was built for) inside live slices,
-/// and the CPU supports the kernel's instruction set.
+/// `xs` points to `X_PLANES * plane_len(blocks, NC)` floats, which `tile` and `row` only read
+/// after [`Kernel::x_scales`] wrote them for the same activation rows, and the CPU supports the
+/// kernel's instruction set.
 pub trait Kernel {
+    /// How many scale planes the kernel uses (0, 1: `d`, or 2: `d` and `s`).
+    const X_PLANES: usize;
+
+    /// Blocks per row.
+    fn blocks(&self) -> usize;
+
+    /// Writes all the scale planes of the `NC` activation rows `x`: plane `i` starts at
+    /// `i * plane_len(blocks, NC)`, with block `b` of row `c` at `b * NC + c`, zero past the
+    /// last block.
+    unsafe fn x_scales<const NC: usize>(&self, x: &[*const u8; NC], xs: *mut f32);
+
     /// `out[r * NC + c] = dot(w[r], x[c])`.
     unsafe fn tile<const MR: usize, const NC: usize>(
         &self,
         w: &[*const u8; MR],
         x: &[*const u8; NC],
+        xs: *const f32,
     ) -> [f32; 8];
 
-    /// `dot(w, x)` for one weight row.
-    unsafe fn row(&self, w: *const u8, x: *const u8) -> f32;
+    /// `dot(w, x)` for one weight row (`xs` written for `NC = 1`).
+    unsafe fn row(&self, w: *const u8, x: *const u8, xs: *const f32) -> f32;
+}
+
+/// Length of one scale plane: the blocks rounded up to a whole row step, times the columns.
+const fn plane_len(blocks: usize, nc: usize) -> usize {
+    blocks.div_ceil(8) * 8 * nc
 }
 
 /// Lane `p` of the result is the sum of the eight `i32` lanes of `v[p]` (exact: integers).
@@ -81,12 +104,6 @@ unsafe fn tree8_horizontal(v: __m256) -> f32 {
     _mm256_cvtss_f32(all)
 }
 
-/// Eight `f16` bit patterns widened to `f32` lanes.
-#[inline(always)]
-unsafe fn f16x8(h: [u16; 8]) -> __m256 {
-    _mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i))
-}
-
 #[inline(always)]
 unsafe fn read_u16(p: *const u8) -> u16 {
     u16::from_le(std::ptr::read_unaligned(p as *const u16))
@@ -97,37 +114,63 @@ unsafe fn read_f32(p: *const u8) -> f32 {
     f32::from_bits(u32::from_le(std::ptr::read_unaligned(p as *const u32)))
 }
 
-/// Per-pair lanes of per-row values: lane `r * NC + c` gets `rows[r]` (unused lanes 0).
+/// Per-pair lanes of per-row `f16` values: lane `r * NC + c` gets `rows[r]` widened.
+/// One `vcvtph2ps` of the packed values and one permute (tiles have `MR <= 4`).
 #[inline(always)]
-fn by_row<T: Copy + Default, const MR: usize, const NC: usize>(rows: [T; MR]) -> [T; 8] {
-    let mut a = [T::default(); 8];
-    for r in 0..MR {
-        for c in 0..NC {
-            a[r * NC + c] = rows[r];
-        }
+unsafe fn row_lanes<const MR: usize, const NC: usize>(rows: [u16; MR]) -> __m256 {
+    const { assert!(MR <= 4 && MR * NC == 8) };
+    let mut packed = 0u64;
+    for (r, &v) in rows.iter().enumerate() {
+        packed |= (v as u64) << (16 * r);
     }
-    a
+    let wide = _mm256_castps128_ps256(_mm_cvtph_ps(_mm_cvtsi64_si128(packed as i64)));
+    let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_permutevar8x32_ps(wide, _mm256_div_epi32_by::<NC>(idx))
 }
 
-/// Per-pair lanes of per-column values: lane `r * NC + c` gets `cols[c]` (unused lanes 0).
+/// `v / N` lane-wise for a power-of-two `N` (the pair index to its row index).
 #[inline(always)]
-fn by_col<T: Copy + Default, const MR: usize, const NC: usize>(cols: [T; NC]) -> [T; 8] {
-    let mut a = [T::default(); 8];
-    for r in 0..MR {
-        for c in 0..NC {
-            a[r * NC + c] = cols[c];
-        }
+unsafe fn _mm256_div_epi32_by<const N: usize>(v: __m256i) -> __m256i {
+    match N {
+        1 => v,
+        2 => _mm256_srli_epi32::<1>(v),
+        4 => _mm256_srli_epi32::<2>(v),
+        _ => _mm256_srli_epi32::<3>(v),
     }
-    a
 }
 
-/// The first `valid` of eight values (the rest 0): the scales of a row step's blocks, where
-/// lanes past the end of the row must contribute exactly nothing.
+/// Per-pair lanes of per-column values stored contiguously at `p` (`NC` floats): lane
+/// `r * NC + c` gets `p[c]`, with one broadcast load.
 #[inline(always)]
-fn first<T: Copy + Default>(valid: usize, v: [T; 8]) -> [T; 8] {
-    let mut a = [T::default(); 8];
-    a[..valid].copy_from_slice(&v[..valid]);
-    a
+unsafe fn col_lanes<const NC: usize>(p: *const f32) -> __m256 {
+    match NC {
+        // Unaligned reads (the planes are only f32-aligned); these compile to broadcast loads.
+        1 => _mm256_set1_ps(*p),
+        2 => _mm256_castpd_ps(_mm256_set1_pd(std::ptr::read_unaligned(p as *const f64))),
+        4 => {
+            let v = _mm_loadu_ps(p);
+            _mm256_set_m128(v, v)
+        }
+        _ => _mm256_loadu_ps(p),
+    }
+}
+
+/// Eight `u32` at `base + idx[j]` (one gather).
+#[inline(always)]
+unsafe fn gather_u32(base: *const u8, idx: __m256i) -> __m256i {
+    _mm256_i32gather_epi32::<1>(base as *const i32, idx)
+}
+
+/// The low and high 16-bit halves of eight `u32` lanes, each widened from `f16` to `f32`.
+#[inline(always)]
+unsafe fn f16_halves(v: __m256i) -> (__m256, __m256) {
+    // Per 128-bit lane: four low halves, then four high halves; then gather the low quads and
+    // the high quads of both lanes.
+    let split = _mm256_setr_epi8(
+        0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15, 0, 1, 4, 5, 8, 9, 12, 13, 2, 3, 6, 7, 10, 11, 14, 15,
+    );
+    let s = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_shuffle_epi8(v, split));
+    (_mm256_cvtph_ps(_mm256_castsi256_si128(s)), _mm256_cvtph_ps(_mm256_extracti128_si256::<1>(s)))
 }
 
 #[inline(always)]
@@ -174,92 +217,116 @@ impl<I: Isa, F: Fmt32> Tile32<I, F> {
     pub fn new(k: usize) -> Self {
         Tile32 { blocks: k / QK, _p: PhantomData }
     }
-}
 
-/// The float term of eight blocks (or pairs): `(d_w * d_x) * sumi (+ m_w * s_x)`.
-#[inline(always)]
-unsafe fn term32<F: Fmt32>(sums: __m256i, d: ([u16; 8], [u16; 8]), m: ([u16; 8], [u16; 8])) -> __m256 {
-    let mut t = _mm256_mul_ps(_mm256_mul_ps(f16x8(d.0), f16x8(d.1)), _mm256_cvtepi32_ps(sums));
-    if F::HAS_MIN {
-        t = _mm256_add_ps(t, _mm256_mul_ps(f16x8(m.0), f16x8(m.1)));
-    }
-    t
-}
-
-/// The `f16` at byte `at` of each block (0 for formats without the field: `at` is then past
-/// the scales, and the values are unused).
-#[inline(always)]
-unsafe fn f16_fields<const N: usize>(blocks: [*const u8; N], at: usize, present: bool) -> [u16; N] {
-    if present {
-        blocks.map(|p| read_u16(p.add(at)))
-    } else {
-        [0; N]
+    /// The terms of blocks `b..b + valid` of one row (`valid <= 8`, lane `j` for block
+    /// `b + j`). In a partial step (`!FULL`) only the valid blocks are computed, the scale
+    /// reads repeat the last valid block, and the zero activation scales past the end of the
+    /// row make those lanes add exactly nothing.
+    #[inline(always)]
+    unsafe fn row_step<const FULL: bool>(
+        &self,
+        w: *const u8,
+        x: *const u8,
+        xs: *const f32,
+        b: usize,
+        valid: usize,
+    ) -> __m256 {
+        let (w, x) = (w.add(b * F::BYTES), x.add(b * F::ACT_BYTES));
+        let mut lanes = [_mm256_setzero_si256(); 8];
+        for (j, lane) in lanes.iter_mut().enumerate().take(if FULL { 8 } else { valid }) {
+            let y = I::prep_y::<F>(load256(x.add(j * F::ACT_BYTES + F::ACT_QS)));
+            *lane = I::dot::<F>(I::prep_w::<F>(F::codes::<I>(w.add(j * F::BYTES))), y);
+        }
+        let step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(F::BYTES as i32));
+        let idx = if FULL { step } else { _mm256_min_epi32(step, _mm256_set1_epi32(((valid - 1) * F::BYTES) as i32)) };
+        // `d` (and `m`) of the eight blocks: the first four bytes of each block.
+        let (dw, mw) = f16_halves(gather_u32(w, idx));
+        let plane = plane_len(self.blocks, 1);
+        let dx = _mm256_loadu_ps(xs.add(b));
+        let mut t = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(reduce8(&lanes)));
+        if F::HAS_MIN {
+            t = _mm256_add_ps(t, _mm256_mul_ps(mw, _mm256_loadu_ps(xs.add(plane + b))));
+        }
+        t
     }
 }
 
 impl<I: Isa, F: Fmt32> Kernel for Tile32<I, F> {
+    const X_PLANES: usize = if F::HAS_MIN { 2 } else { 1 };
+
+    fn blocks(&self) -> usize {
+        self.blocks
+    }
+
+    #[inline(always)]
+    unsafe fn x_scales<const NC: usize>(&self, x: &[*const u8; NC], xs: *mut f32) {
+        let plane = plane_len(self.blocks, NC);
+        for (c, &row) in x.iter().enumerate() {
+            for b0 in (0..self.blocks).step_by(8) {
+                let n = (self.blocks - b0).min(8);
+                let mut h = [[0u16; 8]; 2];
+                for j in 0..n {
+                    let blk = row.add((b0 + j) * F::ACT_BYTES);
+                    h[0][j] = read_u16(blk);
+                    if F::HAS_MIN {
+                        h[1][j] = read_u16(blk.add(2));
+                    }
+                }
+                for (i, h) in h.iter().enumerate().take(Self::X_PLANES) {
+                    let v = to_array(_mm256_cvtph_ps(_mm_loadu_si128(h.as_ptr() as *const __m128i)));
+                    for (j, &v) in v.iter().enumerate() {
+                        xs.add(i * plane + (b0 + j) * NC + c).write(v);
+                    }
+                }
+            }
+        }
+    }
+
     #[inline(always)]
     unsafe fn tile<const MR: usize, const NC: usize>(
         &self,
         w: &[*const u8; MR],
         x: &[*const u8; NC],
+        xs: *const f32,
     ) -> [f32; 8] {
         let zero = _mm256_setzero_si256();
+        let plane = plane_len(self.blocks, NC);
         let acc = partial_sums!(self.blocks, |b| {
             let wp = w.map(|p| p.add(b * F::BYTES));
-            let xp = x.map(|p| p.add(b * F::ACT_BYTES));
             let mut wv = [I::prep_w::<F>(zero); MR];
             for r in 0..MR {
                 wv[r] = I::prep_w::<F>(F::codes::<I>(wp[r]));
             }
             let mut lanes = [zero; 8];
             for c in 0..NC {
-                let y = I::prep_y::<F>(load256(xp[c].add(F::ACT_QS)));
+                let y = I::prep_y::<F>(load256(x[c].add(b * F::ACT_BYTES + F::ACT_QS)));
                 for r in 0..MR {
                     lanes[r * NC + c] = I::dot::<F>(wv[r], y);
                 }
             }
-            // Scales: weight `d` (and `m`) per row, activation `d` (and `s`) per column.
-            term32::<F>(
-                reduce8(&lanes),
-                (
-                    by_row::<_, MR, NC>(f16_fields(wp, 0, true)),
-                    by_col::<_, MR, NC>(f16_fields(xp, 0, true)),
-                ),
-                (
-                    by_row::<_, MR, NC>(f16_fields(wp, 2, F::HAS_MIN)),
-                    by_col::<_, MR, NC>(f16_fields(xp, 2, F::HAS_MIN)),
-                ),
-            )
+            // (d_w * d_x) * sumi (+ m_w * s_x): weight scales per row, activation per column.
+            let dw = row_lanes::<MR, NC>(wp.map(|p| read_u16(p)));
+            let dx = col_lanes::<NC>(xs.add(b * NC));
+            let mut t = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(reduce8(&lanes)));
+            if F::HAS_MIN {
+                let mw = row_lanes::<MR, NC>(wp.map(|p| read_u16(p.add(2))));
+                t = _mm256_add_ps(t, _mm256_mul_ps(mw, col_lanes::<NC>(xs.add(plane + b * NC))));
+            }
+            t
         });
         to_array(acc)
     }
 
     #[inline(always)]
-    unsafe fn row(&self, w: *const u8, x: *const u8) -> f32 {
+    unsafe fn row(&self, w: *const u8, x: *const u8, xs: *const f32) -> f32 {
         let n = self.blocks;
+        let full = n / 8 * 8;
         let mut acc = _mm256_setzero_ps();
-        for b in (0..n).step_by(8) {
-            let valid = (n - b).min(8);
-            // Lanes past the end repeat the last block (so every read is in bounds) and get
-            // zero scales (so they add exactly nothing).
-            let blk: [usize; 8] = std::array::from_fn(|j| (b + j).min(n - 1));
-            let wp = blk.map(|i| w.add(i * F::BYTES));
-            let xp = blk.map(|i| x.add(i * F::ACT_BYTES));
-            let mut lanes = [_mm256_setzero_si256(); 8];
-            for j in 0..8 {
-                let y = I::prep_y::<F>(load256(xp[j].add(F::ACT_QS)));
-                lanes[j] = I::dot::<F>(I::prep_w::<F>(F::codes::<I>(wp[j])), y);
-            }
-            let t = term32::<F>(
-                reduce8(&lanes),
-                (first(valid, f16_fields(wp, 0, true)), first(valid, f16_fields(xp, 0, true))),
-                (
-                    first(valid, f16_fields(wp, 2, F::HAS_MIN)),
-                    first(valid, f16_fields(xp, 2, F::HAS_MIN)),
-                ),
-            );
-            acc = _mm256_add_ps(acc, t);
+        for b in (0..full).step_by(8) {
+            acc = _mm256_add_ps(acc, self.row_step::<true>(w, x, xs, b, 8));
+        }
+        if full < n {
+            acc = _mm256_add_ps(acc, self.row_step::<false>(w, x, xs, full, n - full));
         }
         tree8_horizontal(acc)
     }
@@ -297,19 +364,12 @@ unsafe fn chunk_scales(scales: __m256i, j: usize) -> __m256i {
 /// `(dmin_w * d_x) * summ` for formats with a min (whose `bias` lanes hold `summ`; the other
 /// formats' bias is already folded into `lanes`).
 #[inline(always)]
-unsafe fn term_k<F: FmtK>(
-    lanes: &[__m256i; 8],
-    bias: &[__m256i; 8],
-    dw: [u16; 8],
-    dmin: [u16; 8],
-    dx: [f32; 8],
-) -> __m256 {
-    let dx = _mm256_loadu_ps(dx.as_ptr());
+unsafe fn term_k<F: FmtK>(lanes: &[__m256i; 8], bias: &[__m256i; 8], dw: __m256, dmin: __m256, dx: __m256) -> __m256 {
     let sumi = _mm256_cvtepi32_ps(reduce8(lanes));
-    let mut t = _mm256_mul_ps(_mm256_mul_ps(f16x8(dw), dx), sumi);
+    let mut t = _mm256_mul_ps(_mm256_mul_ps(dw, dx), sumi);
     if F::HAS_MIN {
         let summ = _mm256_cvtepi32_ps(reduce8(bias));
-        t = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_mul_ps(f16x8(dmin), dx), summ));
+        t = _mm256_sub_ps(t, _mm256_mul_ps(_mm256_mul_ps(dmin, dx), summ));
     }
     t
 }
@@ -336,11 +396,28 @@ unsafe fn super_block_sums<I: Isa, F: FmtK>(w: *const u8, x: *const u8) -> (__m2
 }
 
 impl<I: Isa, F: FmtK> Kernel for TileK<I, F> {
+    const X_PLANES: usize = 1;
+
+    fn blocks(&self) -> usize {
+        self.blocks
+    }
+
+    #[inline(always)]
+    unsafe fn x_scales<const NC: usize>(&self, x: &[*const u8; NC], xs: *mut f32) {
+        for (c, &row) in x.iter().enumerate() {
+            for s in 0..self.blocks.div_ceil(8) * 8 {
+                let d = if s < self.blocks { read_f32(row.add(s * size::Q8_K)) } else { 0.0 };
+                xs.add(s * NC + c).write(d);
+            }
+        }
+    }
+
     #[inline(always)]
     unsafe fn tile<const MR: usize, const NC: usize>(
         &self,
         w: &[*const u8; MR],
         x: &[*const u8; NC],
+        xs: *const f32,
     ) -> [f32; 8] {
         let zero = _mm256_setzero_si256();
         let acc = partial_sums!(self.blocks, |s| {
@@ -380,40 +457,44 @@ impl<I: Isa, F: FmtK> Kernel for TileK<I, F> {
                     lanes[p] = _mm256_sub_epi32(lanes[p], bias[p]);
                 }
             }
+            let dmin = if F::HAS_MIN {
+                row_lanes::<MR, NC>(wp.map(|p| read_u16(p.add(F::D_AT + 2))))
+            } else {
+                _mm256_setzero_ps()
+            };
             term_k::<F>(
                 &lanes,
                 &bias,
-                by_row::<_, MR, NC>(f16_fields(wp, F::D_AT, true)),
-                by_row::<_, MR, NC>(f16_fields(wp, F::D_AT + 2, F::HAS_MIN)),
-                by_col::<_, MR, NC>(xp.map(|p| read_f32(p))),
+                row_lanes::<MR, NC>(wp.map(|p| read_u16(p.add(F::D_AT)))),
+                dmin,
+                col_lanes::<NC>(xs.add(s * NC)),
             )
         });
         to_array(acc)
     }
 
     #[inline(always)]
-    unsafe fn row(&self, w: *const u8, x: *const u8) -> f32 {
+    unsafe fn row(&self, w: *const u8, x: *const u8, xs: *const f32) -> f32 {
         let n = self.blocks;
         let zero = _mm256_setzero_si256();
         let mut acc = _mm256_setzero_ps();
         for s in (0..n).step_by(8) {
-            let valid = (n - s).min(8);
-            // Only the valid super-blocks are computed (each is a lot of work); the other
-            // lanes stay zero, with zero scales.
+            // Only the valid super-blocks are computed (each is a lot of work); the other lanes
+            // stay zero, with zero scales.
             let mut lanes = [zero; 8];
             let mut bias = [zero; 8];
-            let mut dw = [0u16; 8];
-            let mut dmin = [0u16; 8];
-            let mut dx = [0.0f32; 8];
-            for j in 0..valid {
-                let (wp, xp) = (w.add((s + j) * F::BYTES), x.add((s + j) * size::Q8_K));
-                (lanes[j], bias[j]) = super_block_sums::<I, F>(wp, xp);
-                dw[j] = read_u16(wp.add(F::D_AT));
+            let mut d = [[0u16; 8]; 2];
+            for j in 0..(n - s).min(8) {
+                let wp = w.add((s + j) * F::BYTES);
+                (lanes[j], bias[j]) = super_block_sums::<I, F>(wp, x.add((s + j) * size::Q8_K));
+                d[0][j] = read_u16(wp.add(F::D_AT));
                 if F::HAS_MIN {
-                    dmin[j] = read_u16(wp.add(F::D_AT + 2));
+                    d[1][j] = read_u16(wp.add(F::D_AT + 2));
                 }
-                dx[j] = read_f32(xp);
             }
+            let dw = _mm256_cvtph_ps(_mm_loadu_si128(d[0].as_ptr() as *const __m128i));
+            let dmin = _mm256_cvtph_ps(_mm_loadu_si128(d[1].as_ptr() as *const __m128i));
+            let dx = _mm256_loadu_ps(xs.add(s));
             acc = _mm256_add_ps(acc, term_k::<F>(&lanes, &bias, dw, dmin, dx));
         }
         tree8_horizontal(acc)
@@ -454,11 +535,21 @@ unsafe fn float_tail<F: FmtF>(w: *const u8, x: *const u8, from: usize, k: usize)
 }
 
 impl<F: FmtF> Kernel for TileF<F> {
+    const X_PLANES: usize = 0;
+
+    fn blocks(&self) -> usize {
+        self.k
+    }
+
+    #[inline(always)]
+    unsafe fn x_scales<const NC: usize>(&self, _x: &[*const u8; NC], _xs: *mut f32) {}
+
     #[inline(always)]
     unsafe fn tile<const MR: usize, const NC: usize>(
         &self,
         w: &[*const u8; MR],
         x: &[*const u8; NC],
+        _xs: *const f32,
     ) -> [f32; 8] {
         let mut acc = [_mm256_setzero_ps(); 8];
         let main = self.k / 8 * 8;
@@ -485,7 +576,7 @@ impl<F: FmtF> Kernel for TileF<F> {
     }
 
     #[inline(always)]
-    unsafe fn row(&self, w: *const u8, x: *const u8) -> f32 {
+    unsafe fn row(&self, w: *const u8, x: *const u8, _xs: *const f32) -> f32 {
         // Four independent accumulators keep the FMA pipes busy on a single row.
         let mut acc = [_mm256_setzero_ps(); 4];
         let main = self.k / 32 * 32;
@@ -508,6 +599,10 @@ impl<F: FmtF> Kernel for TileF<F> {
 
 // ---------------------------------------------------------------------------------------------
 
+/// Scale planes for up to four columns: on the stack when small (the usual case: no allocation
+/// per call), on the heap otherwise. Left uninitialized: the kernels write before they read.
+const STACK_SCALES: usize = 4096;
+
 /// Covers `y[r * m + c]` for `r < n_rows`, `c < m`: a single activation row (or a last single
 /// column) with [`Kernel::row`], otherwise columns in groups of four with `2×4` tiles (a last
 /// group of three reuses one column twice) and a last pair with `4×2` tiles. Rows past the end
@@ -529,6 +624,15 @@ pub unsafe fn drive<K: Kernel>(
     x_stride: usize,
     y: &mut [f32],
 ) {
+    let need = K::X_PLANES * plane_len(kern.blocks(), 4);
+    let mut stack = std::mem::MaybeUninit::<[f32; STACK_SCALES]>::uninit();
+    let mut heap = Vec::<f32>::new();
+    let xs: *mut f32 = if need <= STACK_SCALES {
+        stack.as_mut_ptr() as *mut f32
+    } else {
+        heap.reserve_exact(need);
+        heap.as_mut_ptr()
+    };
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     let mut c0 = 0;
     while c0 < m {
@@ -537,12 +641,13 @@ pub unsafe fn drive<K: Kernel>(
         match left {
             1 => {
                 let xr = xp.add(c0 * x_stride);
+                kern.x_scales(&[xr], xs);
                 for r in 0..n_rows {
-                    y[r * m + c0] = kern.row(wp.add(r * w_stride), xr);
+                    y[r * m + c0] = kern.row(wp.add(r * w_stride), xr, xs);
                 }
             }
-            2 => g.run::<K, 4, 2>(kern, y),
-            _ => g.run::<K, 2, 4>(kern, y),
+            2 => g.run::<K, 4, 2>(kern, xs, y),
+            _ => g.run::<K, 2, 4>(kern, xs, y),
         }
         c0 += left.min(4);
     }
@@ -562,15 +667,15 @@ struct Grid {
 
 impl Grid {
     #[inline(always)]
-    unsafe fn run<K: Kernel, const MR: usize, const NC: usize>(&self, kern: &K, y: &mut [f32]) {
+    unsafe fn run<K: Kernel, const MR: usize, const NC: usize>(&self, kern: &K, xs: *mut f32, y: &mut [f32]) {
         let xp: [*const u8; NC] =
             std::array::from_fn(|c| self.x.add((self.c0 + c.min(self.cols - 1)) * self.x_stride));
+        kern.x_scales(&xp, xs);
         let mut r0 = 0;
         while r0 < self.n_rows {
             let rows = (self.n_rows - r0).min(MR);
-            let wp: [*const u8; MR] =
-                std::array::from_fn(|r| self.w.add((r0 + r.min(rows - 1)) * self.w_stride));
-            let out = kern.tile::<MR, NC>(&wp, &xp);
+            let wp: [*const u8; MR] = std::array::from_fn(|r| self.w.add((r0 + r.min(rows - 1)) * self.w_stride));
+            let out = kern.tile::<MR, NC>(&wp, &xp, xs);
             for r in 0..rows {
                 for c in 0..NC.min(self.cols) {
                     y[(r0 + r) * self.m + self.c0 + c] = out[r * NC + c];

@@ -32,7 +32,7 @@ impl Rng {
     /// Roughly normal (sum of uniforms), with occasional outliers like real activations.
     pub fn activation(&mut self) -> f32 {
         let v: f32 = (0..4).map(|_| self.sym(1.0)).sum();
-        if self.next_u64() % 64 == 0 {
+        if self.next_u64().is_multiple_of(64) {
             v * 20.0
         } else {
             v

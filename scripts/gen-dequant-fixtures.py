@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""Generates dequantization fixtures for kiln-quant with the Python `gguf` package.
+
+For every model file given, takes the first tensor of each tensor type present, keeps its first
+rows (at most two rows and about 8 KB of raw bytes), and records the raw bytes together with
+`gguf.quants.dequantize` of them. Then adds synthetic tensors for the types the models lack:
+  - Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, BF16, F16: random floats quantized with `gguf.quants.quantize`
+    (ggml's reference quantizers); the float input is stored too, so that kiln-quant's own
+    reference quantizers can be checked byte for byte;
+  - Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (no Python quantizer): random bytes with sane f16 scales.
+
+Each fixture is one little-endian file `dequant_<source>_<type>.bin`:
+  magic b"KQFX", u32 version (1), u32 ggml type id, u32 rows, u32 k (elements per row),
+  u32 flags (bit 0: float input present), u32 name length, name (UTF-8, the tensor's name),
+  raw bytes (rows * row bytes), expected f32 (rows * k), [input f32 (rows * k)].
+An `index.json` next to them lists the fixtures for people.
+
+Usage (from the repository root):
+  eval "$(scripts/ref-env.sh)"
+  python scripts/gen-dequant-fixtures.py SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf \
+      [--out crates/kiln-quant/tests/fixtures]
+"""
+
+import argparse
+import json
+import pathlib
+import re
+import struct
+
+import numpy as np
+from gguf import GGMLQuantizationType as T
+from gguf import GGUFReader, quants
+from gguf.constants import GGML_QUANT_SIZES
+
+MAX_RAW = 8192
+MAX_ROWS = 2
+
+
+def row_bytes(qtype, k):
+    block, size = GGML_QUANT_SIZES[qtype]
+    assert k % block == 0
+    return k // block * size
+
+
+def write_fixture(out_dir, source, qtype, name, raw, k, inputs=None):
+    rows = len(raw) // row_bytes(qtype, k)
+    assert rows * row_bytes(qtype, k) == len(raw)
+    expected = quants.dequantize(np.frombuffer(raw, dtype=np.uint8).reshape(rows, -1), qtype)
+    expected = np.asarray(expected, dtype=np.float32).reshape(-1)
+    assert expected.size == rows * k
+    name_b = name.encode()
+    header = b"KQFX" + struct.pack("<6I", 1, int(qtype), rows, k, 1 if inputs is not None else 0, len(name_b))
+    path = out_dir / f"dequant_{source}_{qtype.name.lower()}.bin"
+    with open(path, "wb") as f:
+        f.write(header + name_b + bytes(raw) + expected.astype("<f4").tobytes())
+        if inputs is not None:
+            f.write(np.asarray(inputs, dtype="<f4").reshape(-1).tobytes())
+    return {"file": path.name, "source": source, "tensor": name, "type": qtype.name, "rows": rows, "k": k}
+
+
+def model_fixtures(path, out_dir):
+    source = re.sub(r"[^a-z0-9]+", "_", pathlib.Path(path).stem.lower()).strip("_")
+    reader = GGUFReader(path)
+    done = set()
+    entries = []
+    for t in reader.tensors:
+        qtype = t.tensor_type
+        if qtype in done:
+            continue
+        done.add(qtype)
+        k = int(t.shape[0])
+        rb = row_bytes(qtype, k)
+        raw_all = np.asarray(t.data).view(np.uint8).reshape(-1)
+        rows = max(1, min(MAX_ROWS, MAX_RAW // rb, raw_all.size // rb))
+        entries.append(write_fixture(out_dir, source, qtype, t.name, raw_all[: rows * rb].tobytes(), k))
+    return entries
+
+
+def synthetic_fixtures(out_dir, seed):
+    rng = np.random.default_rng(seed)
+    entries = []
+    k, rows = 512, 2
+    for qtype in (T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.BF16, T.F16):
+        x = (rng.standard_normal((rows, k)) * rng.uniform(0.01, 2.0, (rows, 1))).astype(np.float32)
+        x[0, 7] = 0.0  # a zero, and a block of zeros (d = 0)
+        x[1, 32:64] = 0.0
+        raw = np.asarray(quants.quantize(x, qtype)).view(np.uint8).reshape(-1).tobytes()
+        entries.append(write_fixture(out_dir, "synthetic", qtype, f"random_{qtype.name.lower()}", raw, k, x))
+    # K formats: random bits, f16 scales in a sane range (no inf/NaN), some negative.
+    scale_fields = {T.Q2_K: (80, 82), T.Q3_K: (108,), T.Q4_K: (0, 2), T.Q5_K: (0, 2), T.Q6_K: (208,)}
+    for qtype, fields in scale_fields.items():
+        _, size = GGML_QUANT_SIZES[qtype]
+        blocks = rows * k // 256
+        raw = rng.integers(0, 256, (blocks, size), dtype=np.uint8)
+        for at in fields:
+            d = rng.uniform(-0.05, 0.05, blocks).astype(np.float16)
+            raw[:, at : at + 2] = d.view(np.uint8).reshape(blocks, 2)
+        entries.append(write_fixture(out_dir, "synthetic", qtype, f"random_{qtype.name.lower()}", raw.tobytes(), k))
+    return entries
+
+
+def main():
+    here = pathlib.Path(__file__).resolve().parent.parent
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", help="GGUF model files")
+    ap.add_argument("--out", default=str(here / "crates/kiln-quant/tests/fixtures"))
+    ap.add_argument("--seed", type=int, default=20240611)
+    args = ap.parse_args()
+    out_dir = pathlib.Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for m in args.models:
+        entries += model_fixtures(m, out_dir)
+    entries += synthetic_fixtures(out_dir, args.seed)
+    with open(out_dir / "index.json", "w") as f:
+        json.dump(entries, f, indent=1)
+        f.write("\n")
+    total = sum((out_dir / e["file"]).stat().st_size for e in entries)
+    print(f"{len(entries)} fixtures, {total} bytes in {out_dir}")
+
+
+if __name__ == "__main__":
+    main()
