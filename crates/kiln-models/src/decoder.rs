@@ -65,10 +65,6 @@ pub fn rms_norm_rows(x: &[f32], weight: &[f32], eps: f32, out: &mut Vec<f32>) {
     for (src, dst) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)) {
         ops::rms_norm(src, weight, eps, dst);
     }
-    if let Ok(seed) = std::env::var("KILN_PERTURB") { // DBG
-        let mut r: u64 = seed.parse::<u64>().unwrap().wrapping_mul(2654435761) | 1; // DBG
-        for v in out.iter_mut() { r ^= r << 13; r ^= r >> 7; r ^= r << 17; if r % 4 == 0 { *v = f32::from_bits(v.to_bits() + 1); } } // DBG
-    } // DBG
 }
 
 /// Attention projections of one layer.
@@ -106,9 +102,6 @@ pub fn self_attention(ctx: &StepCtx, w: &AttnWeights, spec: &AttnSpec, layer: us
     ctx.linear(&w.wq, &s.h, &mut s.q, &mut s.mm);
     ctx.linear(&w.wk, &s.h, &mut s.k, &mut s.mm);
     ctx.linear(&w.wv, &s.h, &mut s.v, &mut s.mm);
-    dbg(&format!("Qcur-{layer}"), &s.q); // DBG
-    dbg(&format!("Kcur-{layer}"), &s.k); // DBG
-    dbg(&format!("Vcur-{layer}"), &s.v); // DBG
     if let Some(norm) = &w.q_norm {
         ops::rms_norm_rows_inplace(&mut s.q, norm, spec.rms_eps);
     }
@@ -132,10 +125,7 @@ pub fn self_attention(ctx: &StepCtx, w: &AttnWeights, spec: &AttnSpec, layer: us
         .collect();
     resize(&mut s.attn, batch.len() * q_row);
     let params = AttnParams { n_heads: spec.n_heads, scale: spec.scale, window: spec.window };
-    dbg(&format!("Qrope-{layer}"), &s.q); // DBG
-    dbg(&format!("Krope-{layer}"), &s.k); // DBG
     paged_attention(ctx.pool, &layout, cache, &params, &queries, &s.q, &mut s.attn);
-    dbg(&format!("kqv_out-{layer}"), &s.attn); // DBG
     ctx.linear(&w.wo, &s.attn, &mut s.out, &mut s.mm);
 }
 
@@ -160,8 +150,6 @@ pub enum Gating {
 pub fn feed_forward(ctx: &StepCtx, w: &FfnWeights, gating: Gating, s: &mut Scratch) {
     ctx.linear(&w.gate, &s.h, &mut s.gate, &mut s.mm);
     ctx.linear(&w.up, &s.h, &mut s.up, &mut s.mm);
-    dbg("ffn_gate", &s.gate); // DBG
-    dbg("ffn_up", &s.up); // DBG
     let n = s.gate.len();
     // The activation goes into `attn`, free at this point, to keep one buffer per role.
     resize(&mut s.attn, n);
@@ -169,7 +157,6 @@ pub fn feed_forward(ctx: &StepCtx, w: &FfnWeights, gating: Gating, s: &mut Scrat
         Gating::Silu => ops::swiglu(&s.gate, &s.up, &mut s.attn),
         Gating::Gelu => ops::geglu(&s.gate, &s.up, &mut s.attn),
     }
-    dbg("ffn_swiglu", &s.attn); // DBG
     ctx.linear(&w.down, &s.attn, &mut s.out, &mut s.mm);
 }
 
@@ -181,19 +168,7 @@ pub fn logits(ctx: &StepCtx, x: &[f32], norm: &[f32], eps: f32, output: &Weight,
     for (i, &t) in rows.iter().enumerate() {
         ops::rms_norm(&x[t * d..(t + 1) * d], norm, eps, &mut s.h[i * d..(i + 1) * d]);
     }
-    dbg("result_norm", &s.h); // DBG
     let mut out = vec![0f32; rows.len() * output.rows];
     matmul(ctx.pool, &output.view(ctx.file), &s.h, rows.len(), &mut out, &mut s.mm);
     out
-}
-
-// DBG-DUMP (temporary)
-pub fn dbg(name: &str, v: &[f32]) {
-    if let Ok(d) = std::env::var("KILN_DUMP") {
-        use std::io::Write;
-        let mut f = std::fs::File::create(format!("{d}/{name}.bin")).unwrap();
-        for x in v {
-            f.write_all(&x.to_le_bytes()).unwrap();
-        }
-    }
 }

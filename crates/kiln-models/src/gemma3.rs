@@ -92,23 +92,13 @@ impl Gemma3 {
         ops::scale_inplace(&mut x, self.embd_scale);
         for (il, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.attn_norm, self.eps, &mut s.h);
-            crate::decoder::dbg(&format!("attn_norm-{il}"), &s.h); // DBG
             self_attention(ctx, &layer.attn, &layer.spec, il, kv, s);
-            crate::decoder::dbg(&format!("attn_out-{il}"), &s.out); // DBG
             ops::rms_norm_rows_inplace(&mut s.out, &layer.attn_post_norm, self.eps);
-            crate::decoder::dbg(&format!("attn_post_norm-{il}"), &s.out); // DBG
             ops::add_inplace(&mut x, &s.out);
-            crate::decoder::dbg(&format!("ffn_inp-{il}"), &x); // DBG
             rms_norm_rows(&x, &layer.ffn_norm, self.eps, &mut s.h);
-            crate::decoder::dbg(&format!("ffn_norm-{il}"), &s.h); // DBG
             feed_forward(ctx, &layer.ffn, Gating::Gelu, s);
-            crate::decoder::dbg(&format!("ffn_out-{il}"), &s.out); // DBG
-            crate::decoder::dbg(&format!("ffn_gate-{il}"), &s.gate); // DBG
-            crate::decoder::dbg(&format!("ffn_up-{il}"), &s.up); // DBG
-            crate::decoder::dbg(&format!("ffn_geglu-{il}"), &s.attn); // DBG
             ops::rms_norm_rows_inplace(&mut s.out, &layer.ffn_post_norm, self.eps);
             ops::add_inplace(&mut x, &s.out);
-            crate::decoder::dbg(&format!("l_out-{il}"), &x); // DBG
         }
         let out = logits(ctx, &x, &self.output_norm, self.eps, &self.output, s);
         s.x = x;

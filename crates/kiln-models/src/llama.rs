@@ -78,25 +78,12 @@ impl Llama {
         let mut x = std::mem::take(&mut s.x);
         ctx.embed(&self.token_embd, &mut x);
         for (il, layer) in self.layers.iter().enumerate() {
-            if let Ok(inj) = std::env::var("KILN_INJECT") { // DBG
-                let (dir, l) = inj.split_once(':').unwrap(); // DBG
-                if l.parse::<usize>().unwrap() == il { let b = std::fs::read(format!("{dir}/l_out-{}.bin", il - 1)).unwrap(); for (i, c) in b[32..].chunks_exact(4).enumerate() { x[i] = f32::from_le_bytes(c.try_into().unwrap()); } } // DBG
-            } // DBG
             rms_norm_rows(&x, &layer.attn_norm, self.eps, &mut s.h);
-            crate::decoder::dbg(&format!("attn_norm-{il}"), &s.h); // DBG
             self_attention(ctx, &layer.attn, &self.spec, il, kv, s);
-            crate::decoder::dbg(&format!("attn_out-{il}"), &s.out); // DBG
             ops::add_inplace(&mut x, &s.out);
-            crate::decoder::dbg(&format!("ffn_inp-{il}"), &x); // DBG
             rms_norm_rows(&x, &layer.ffn_norm, self.eps, &mut s.h);
-            crate::decoder::dbg(&format!("ffn_norm-{il}"), &s.h); // DBG
             feed_forward(ctx, &layer.ffn, Gating::Silu, s);
-            crate::decoder::dbg(&format!("ffn_out-{il}"), &s.out); // DBG
-            crate::decoder::dbg(&format!("ffn_gate-{il}"), &s.gate); // DBG
-            crate::decoder::dbg(&format!("ffn_up-{il}"), &s.up); // DBG
-            crate::decoder::dbg(&format!("ffn_swiglu-{il}"), &s.attn); // DBG
             ops::add_inplace(&mut x, &s.out);
-            crate::decoder::dbg(&format!("l_out-{il}"), &x); // DBG
         }
         let out = logits(ctx, &x, &self.output_norm, self.eps, &self.output, s);
         s.x = x;

@@ -123,8 +123,31 @@ fn bench(kern: &Kernels, ty: GgmlType, k: usize) {
     );
 }
 
+/// Activation quantization speed (elements per second) for each activation type.
+fn bench_quantize() {
+    let k = 2048;
+    let xs: Vec<f32> = (0..64 * k).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
+    for act in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::F16, GgmlType::BF16] {
+        let rb = row_bytes(act, k);
+        let mut q = vec![0u8; 64 * rb];
+        let t = time(
+            || {
+                for (src, dst) in xs.chunks_exact(k).zip(q.chunks_exact_mut(rb)) {
+                    quantize_row(act, src, dst);
+                }
+            },
+            0.5,
+        );
+        println!("quantize_row {:<5} {:7.1} M elements/s", act.name(), xs.len() as f64 / t / 1e6);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "quantize") {
+        bench_quantize();
+        return;
+    }
     let all = [
         ("Q4_1", 1536),
         ("Q4_K", 2048),

@@ -65,6 +65,20 @@ impl Kernels {
         scalar::gemm(ty, k, n_rows, w, m, x, y)
     }
 
+    /// [`crate::quantize_row`] with these kernels (the activation types have SIMD versions,
+    /// bit-identical to the scalar ones).
+    pub fn quantize_row(&self, ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if self.table.is_some() && x86::quant::handles(ty) {
+            crate::check_row_args(ty, dst.len(), src.len());
+            // SAFETY: a SIMD table only comes out of `available()`, which checked that this CPU
+            // has AVX2, FMA and F16C (every x86 set includes them); lengths checked above.
+            unsafe { x86::quant::quantize_row(ty, src, dst) };
+            return;
+        }
+        scalar::quantize_row(ty, src, dst)
+    }
+
     /// [`crate::vec_dot`] with these kernels.
     pub fn vec_dot(&self, ty: GgmlType, k: usize, w_row: &[u8], x_row: &[u8]) -> f32 {
         let mut y = [0.0f32];

@@ -114,7 +114,7 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 /// # Panics
 /// If `dst.len() != row_bytes(ty, src.len())`, or `ty` is not one of the types above.
 pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
-    scalar::quantize_row(ty, src, dst)
+    dispatch::active().quantize_row(ty, src, dst)
 }
 
 /// `y[r * m + c] = Σ_k W[r][k] · X[c][k]` for `r < n_rows`, `c < m`.

@@ -153,3 +153,32 @@ fn weight_quantizers_via_quantize_row() {
 fn k_weights_cannot_be_produced() {
     quantize(GgmlType::Q4_K, &[0.0; 256]);
 }
+
+#[test]
+fn simd_quantizers_match_scalar() {
+    let mut rng = Rng::new(5);
+    for n_blocks in [1usize, 3, 8] {
+        let mut x: Vec<f32> = (0..256 * n_blocks).map(|_| rng.activation()).collect();
+        // Ties in magnitude with opposite signs (Q8_K takes the first), a zero block, and
+        // exact halves.
+        x[3] = 9.0;
+        x[200] = -9.0;
+        x[32..64].fill(0.0);
+        x[70] = 0.5;
+        for kern in kiln_quant::kernels() {
+            for ty in [GgmlType::Q8_0, GgmlType::Q8_1, GgmlType::Q8_K, GgmlType::F16, GgmlType::BF16, GgmlType::F32] {
+                let mut want = vec![0u8; row_bytes(ty, x.len())];
+                kiln_quant::scalar::quantize_row(ty, &x, &mut want);
+                let mut got = vec![0u8; want.len()];
+                kern.quantize_row(ty, &x, &mut got);
+                assert_eq!(got, want, "{} {ty} blocks={n_blocks}", kern.name());
+            }
+            // F16 rows whose length is not a multiple of eight.
+            let mut want = vec![0u8; 2 * 13];
+            kiln_quant::scalar::quantize_row(GgmlType::F16, &x[..13], &mut want);
+            let mut got = vec![0u8; want.len()];
+            kern.quantize_row(GgmlType::F16, &x[..13], &mut got);
+            assert_eq!(got, want, "{} F16 tail", kern.name());
+        }
+    }
+}

@@ -62,8 +62,25 @@ fn check(ty: GgmlType, k: usize, n_rows: usize, m: usize, seed: u64) {
 
 #[test]
 fn simd_matches_scalar_all_formats() {
-    let shapes: &[(usize, usize)] =
-        &[(1, 1), (1, 3), (3, 1), (7, 1), (9, 2), (5, 3), (8, 4), (13, 5), (17, 7), (4, 9), (2, 1)];
+    // (rows, m): m = 1 (row kernels), 2..4 (small tiles), >= 5 (eight-column form with a
+    // repeated last column, then the remainders), rows not multiples of any tile.
+    let shapes: &[(usize, usize)] = &[
+        (1, 1),
+        (1, 3),
+        (3, 1),
+        (7, 1),
+        (9, 2),
+        (5, 3),
+        (8, 4),
+        (13, 5),
+        (3, 6),
+        (17, 7),
+        (5, 8),
+        (4, 9),
+        (6, 12),
+        (3, 16),
+        (2, 1),
+    ];
     for (t, &ty) in WEIGHT_TYPES.iter().enumerate() {
         let bs = if ty.block_size() == 1 { 8 } else { ty.block_size() };
         for blocks in [1usize, 2, 5] {
@@ -92,6 +109,17 @@ fn simd_matches_scalar_model_shapes() {
     ] {
         for m in [1, 4, 6] {
             check(ty, k, 19, m, k as u64 + m as u64);
+        }
+    }
+}
+
+#[test]
+fn long_rows_use_heap_scratch() {
+    // Scale planes beyond the on-stack buffer (4096 floats): two planes of 4 columns for more
+    // than 512 blocks of Q4_1, one plane for more than 1024 super-blocks of Q4_K.
+    for (ty, k) in [(GgmlType::Q4_1, 32 * 520), (GgmlType::Q5_0, 32 * 1030), (GgmlType::Q4_K, 256 * 1030)] {
+        for m in [1, 4, 8] {
+            check(ty, k, 3, m, k as u64 + m as u64);
         }
     }
 }

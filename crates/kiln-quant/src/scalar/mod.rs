@@ -10,8 +10,8 @@
 //! * `Q4_0`, `Q5_0`, `Q8_0` (× `Q8_0`): `t_b = (d_w * d_x) * (Σ q_w q_x as f32)`
 //! * `Q4_1`, `Q5_1` (× `Q8_1`): `t_b = (d_w * d_x) * (Σ q_w q_x as f32) + m_w * s_x`
 //! * `Q3_K`, `Q6_K` (× `Q8_K`): `t_b = (d_w * d_x) * (Σ_i sc_i Σ q_w q_x as f32)`
-//! * `Q2_K`, `Q4_K`, `Q5_K` (× `Q8_K`): `t_b = (d_w * d_x) * (Σ_i sc_i Σ q_w q_x as f32)
-//!   - (dmin_w * d_x) * (Σ_i mn_i bsums_x[i] as f32)`
+//! * `Q2_K`, `Q4_K`, `Q5_K` (× `Q8_K`): the same minus the mins' part,
+//!   `t_b = (d_w * d_x) * (Σ_i sc_i Σ q_w q_x as f32) - (dmin_w * d_x) * (Σ_i mn_i bsums_i as f32)`
 //!
 //! where the integer sums are exact `i32` (they cannot overflow for any block contents). The
 //! terms are summed in eight partial sums, `s[b % 8] += t_b` in block order, combined as

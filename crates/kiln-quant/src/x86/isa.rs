@@ -37,6 +37,20 @@ pub trait Isa: Copy {
     /// Eight `i32` lanes whose total is `Σ_j value_j * y_j` exactly (lane `i` holds the part
     /// from elements `4i..4i+4`, possibly offset by a part of the correction).
     unsafe fn dot<C: Codes>(w: Self::W, y: Self::Y) -> __m256i;
+
+    /// Whether [`Isa::dot_lanes`] leaves the code offset in its sums (so that the caller must
+    /// subtract `OFFSET * Σ y`).
+    fn uses_offset<C: Codes>() -> bool;
+    /// `acc + Σ_{4 bytes} w * y` per `i32` lane, `w` holding codes in `C`'s encoding: the code
+    /// sums if [`Isa::uses_offset`], the value sums otherwise.
+    unsafe fn dot_lanes<C: Codes>(acc: __m256i, w: __m256i, y: __m256i) -> __m256i;
+
+    /// Whether the instruction set has 512-bit integer dot products ([`Isa::dot_lanes16`]).
+    const WIDE16: bool = false;
+    /// [`Isa::dot_lanes`] on 512-bit vectors. Only called when `WIDE16`.
+    unsafe fn dot_lanes16<C: Codes>(_acc: __m512i, _w: __m512i, _y: __m512i) -> __m512i {
+        unreachable!("no 512-bit dot products")
+    }
 }
 
 /// AVX2 + FMA (+ F16C): `vpmaddubsw` then `vpmaddwd`.
@@ -116,6 +130,21 @@ impl Isa for Avx2 {
             }
         }
     }
+
+    fn uses_offset<C: Codes>() -> bool {
+        C::OFFSET != 0 && C::MAX_CODE <= 128
+    }
+
+    #[inline(always)]
+    unsafe fn dot_lanes<C: Codes>(acc: __m256i, w: __m256i, y: __m256i) -> __m256i {
+        let [wu, ws] = Self::prep_w::<C>(w);
+        let p = if C::MAX_CODE > 128 {
+            _mm256_maddubs_epi16(wu, _mm256_sign_epi8(y, ws))
+        } else {
+            _mm256_maddubs_epi16(wu, y)
+        };
+        _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones16()))
+    }
 }
 
 impl Isa for Avx512Vnni {
@@ -153,5 +182,21 @@ impl Isa for Avx512Vnni {
     #[inline(always)]
     unsafe fn dot<C: Codes>(w: Self::W, y: Self::Y) -> __m256i {
         _mm256_dpbusd_epi32(y[1], w, y[0])
+    }
+
+    fn uses_offset<C: Codes>() -> bool {
+        C::OFFSET != 0
+    }
+
+    #[inline(always)]
+    unsafe fn dot_lanes<C: Codes>(acc: __m256i, w: __m256i, y: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, w, y)
+    }
+
+    const WIDE16: bool = true;
+
+    #[inline(always)]
+    unsafe fn dot_lanes16<C: Codes>(acc: __m512i, w: __m512i, y: __m512i) -> __m512i {
+        _mm512_dpbusd_epi32(acc, w, y)
     }
 }

@@ -6,7 +6,9 @@
 
 mod formats;
 mod isa;
+pub mod quant;
 mod tiles;
+mod wide;
 
 use crate::GgmlType;
 use formats::{Fmt32, FmtF, FmtK};

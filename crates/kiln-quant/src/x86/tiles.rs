@@ -31,6 +31,7 @@ use std::arch::x86_64::*;
 
 use super::formats::{load256, Fmt32, FmtF, FmtK};
 use super::isa::Isa;
+use super::wide;
 use crate::blocks::{off, size, QK, QK_K};
 use std::marker::PhantomData;
 
@@ -63,6 +64,33 @@ pub trait Kernel {
 
     /// `dot(w, x)` for one weight row (`xs` written for `NC = 1`).
     unsafe fn row(&self, w: *const u8, x: *const u8, xs: *const f32) -> f32;
+
+    /// Whether the kernel has the eight-column form ([`super::wide`]).
+    const WIDE: bool = false;
+
+    /// Bytes of repacked activations the eight-column form needs.
+    fn wide_bytes(&self) -> usize {
+        0
+    }
+
+    /// Repacks eight activation rows for [`Kernel::wide_row`] into `out` (`wide_bytes()`).
+    unsafe fn wide_prep(&self, _x: &[*const u8; 8], _out: *mut u8) {}
+
+    /// `dot(w, x[c])` for the eight columns repacked at `xr`.
+    unsafe fn wide_row(&self, _w: *const u8, _xr: *const u8) -> [f32; 8] {
+        unreachable!("no eight-column form")
+    }
+
+    /// Whether the kernel has the sixteen-column form (512-bit vectors).
+    const WIDE16: bool = false;
+
+    /// [`Kernel::wide_prep`] for sixteen columns.
+    unsafe fn wide16_prep(&self, _x: &[*const u8; 16], _out: *mut u8) {}
+
+    /// [`Kernel::wide_row`] for sixteen columns.
+    unsafe fn wide16_row(&self, _w: *const u8, _xr: *const u8) -> [f32; 16] {
+        unreachable!("no sixteen-column form")
+    }
 }
 
 /// Length of one scale plane: the blocks rounded up to a whole row step, times the columns.
@@ -83,16 +111,6 @@ unsafe fn reduce8(v: &[__m256i; 8]) -> __m256i {
     let lo = _mm256_permute2x128_si256::<0x20>(b0, b1);
     let hi = _mm256_permute2x128_si256::<0x31>(b0, b1);
     _mm256_add_epi32(lo, hi)
-}
-
-/// `((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7))`, lane-wise.
-#[inline(always)]
-unsafe fn tree8_vertical(a: &[__m256; 8]) -> __m256 {
-    let s01 = _mm256_add_ps(a[0], a[1]);
-    let s23 = _mm256_add_ps(a[2], a[3]);
-    let s45 = _mm256_add_ps(a[4], a[5]);
-    let s67 = _mm256_add_ps(a[6], a[7]);
-    _mm256_add_ps(_mm256_add_ps(s01, s23), _mm256_add_ps(s45, s67))
 }
 
 /// The same tree across the eight lanes of `v` (float addition commutes exactly).
@@ -181,27 +199,38 @@ unsafe fn to_array(v: __m256) -> [f32; 8] {
 }
 
 /// Evaluates the term vector `$step` for blocks `$b` in `0..$n`, adding block `b`'s term into
-/// partial sum `b % 8`, and gives the tree of the partial sums. Written as whole groups of eight
-/// plus a tail so that the partial sums can stay in registers. A macro rather than a function
-/// taking a closure: a closure is compiled without the caller's target features, and its
-/// intrinsics would not inline.
+/// partial sum `b % 8`, and gives the tree of the partial sums (on 256-bit vectors, or 512-bit
+/// ones with `zmm:`). Written as whole groups of eight plus a tail so that the partial sums can
+/// stay in registers. A macro rather than a function taking a closure: a closure is compiled
+/// without the caller's target features, and its intrinsics would not inline.
 macro_rules! partial_sums {
-    ($n:expr, |$b:ident| $step:expr) => {{
+    ($n:expr, |$b:ident| $step:expr) => {
+        partial_sums!(@ $n, _mm256_setzero_ps, _mm256_add_ps, |$b| $step)
+    };
+    (zmm: $n:expr, |$b:ident| $step:expr) => {
+        partial_sums!(@ $n, _mm512_setzero_ps, _mm512_add_ps, |$b| $step)
+    };
+    (@ $n:expr, $zero:ident, $add:ident, |$b:ident| $step:expr) => {{
         let n: usize = $n;
-        let mut acc = [_mm256_setzero_ps(); 8];
+        let mut acc = [$zero(); 8];
         let mut base = 0;
         while base + 8 <= n {
             for j in 0..8 {
                 let $b = base + j;
-                acc[j] = _mm256_add_ps(acc[j], $step);
+                acc[j] = $add(acc[j], $step);
             }
             base += 8;
         }
         for j in 0..n - base {
             let $b = base + j;
-            acc[j] = _mm256_add_ps(acc[j], $step);
+            acc[j] = $add(acc[j], $step);
         }
-        tree8_vertical(&acc)
+        // ((a0 + a1) + (a2 + a3)) + ((a4 + a5) + (a6 + a7)), lane-wise.
+        let s01 = $add(acc[0], acc[1]);
+        let s23 = $add(acc[2], acc[3]);
+        let s45 = $add(acc[4], acc[5]);
+        let s67 = $add(acc[6], acc[7]);
+        $add($add(s01, s23), $add(s45, s67))
     }};
 }
 
@@ -253,6 +282,42 @@ impl<I: Isa, F: Fmt32> Tile32<I, F> {
 
 impl<I: Isa, F: Fmt32> Kernel for Tile32<I, F> {
     const X_PLANES: usize = if F::HAS_MIN { 2 } else { 1 };
+    const WIDE: bool = true;
+    const WIDE16: bool = I::WIDE16;
+
+    fn wide_bytes(&self) -> usize {
+        self.blocks * wide::block_bytes(if I::WIDE16 { 16 } else { 8 })
+    }
+
+    #[inline(always)]
+    unsafe fn wide_prep(&self, x: &[*const u8; 8], out: *mut u8) {
+        wide::repack::<I, F, 8>(self.blocks, x, out)
+    }
+
+    #[inline(always)]
+    unsafe fn wide_row(&self, w: *const u8, xr: *const u8) -> [f32; 8] {
+        let acc = partial_sums!(self.blocks, |b| wide::block_term::<I, F>(
+            w.add(b * F::BYTES),
+            xr.add(b * wide::block_bytes(8))
+        ));
+        to_array(acc)
+    }
+
+    #[inline(always)]
+    unsafe fn wide16_prep(&self, x: &[*const u8; 16], out: *mut u8) {
+        wide::repack::<I, F, 16>(self.blocks, x, out)
+    }
+
+    #[inline(always)]
+    unsafe fn wide16_row(&self, w: *const u8, xr: *const u8) -> [f32; 16] {
+        let acc = partial_sums!(zmm: self.blocks, |b| wide::block_term16::<I, F>(
+            w.add(b * F::BYTES),
+            xr.add(b * wide::block_bytes(16))
+        ));
+        let mut out = [0.0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+        out
+    }
 
     fn blocks(&self) -> usize {
         self.blocks
@@ -264,12 +329,11 @@ impl<I: Isa, F: Fmt32> Kernel for Tile32<I, F> {
         for (c, &row) in x.iter().enumerate() {
             for b0 in (0..self.blocks).step_by(8) {
                 let n = (self.blocks - b0).min(8);
+                // The `d` and `s` (f16) of up to eight blocks; zero past the last block.
                 let mut h = [[0u16; 8]; 2];
-                for j in 0..n {
-                    let blk = row.add((b0 + j) * F::ACT_BYTES);
-                    h[0][j] = read_u16(blk);
-                    if F::HAS_MIN {
-                        h[1][j] = read_u16(blk.add(2));
+                for (i, plane) in h.iter_mut().enumerate().take(Self::X_PLANES) {
+                    for (j, v) in plane.iter_mut().enumerate().take(n) {
+                        *v = read_u16(row.add((b0 + j) * F::ACT_BYTES + 2 * i));
                     }
                 }
                 for (i, h) in h.iter().enumerate().take(Self::X_PLANES) {
@@ -351,12 +415,8 @@ impl<I: Isa, F: FmtK> TileK<I, F> {
 #[inline(always)]
 unsafe fn chunk_scales(scales: __m256i, j: usize) -> __m256i {
     let pair = _mm256_permutevar8x32_epi32(scales, _mm256_set1_epi32(j as i32));
-    let pick = _mm256_set_epi64x(
-        0x0302_0302_0302_0302,
-        0x0302_0302_0302_0302,
-        0x0100_0100_0100_0100,
-        0x0100_0100_0100_0100,
-    );
+    let pick =
+        _mm256_set_epi64x(0x0302_0302_0302_0302, 0x0302_0302_0302_0302, 0x0100_0100_0100_0100, 0x0100_0100_0100_0100);
     _mm256_shuffle_epi8(pair, pick)
 }
 
@@ -604,9 +664,11 @@ impl<F: FmtF> Kernel for TileF<F> {
 const STACK_SCALES: usize = 4096;
 
 /// Covers `y[r * m + c]` for `r < n_rows`, `c < m`: a single activation row (or a last single
-/// column) with [`Kernel::row`], otherwise columns in groups of four with `2×4` tiles (a last
-/// group of three reuses one column twice) and a last pair with `4×2` tiles. Rows past the end
-/// of a tile repeat the last row (computed, not stored), so every tile reads only real rows.
+/// column) with [`Kernel::row`]; with the many-column forms, columns in groups of sixteen
+/// (while at least twelve are left) and eight (a last group of five to seven, or of twelve to
+/// fifteen, repeats its last column); otherwise, and for the last two to four
+/// columns, `2×4` tiles (three columns repeat one) and `4×2` tiles. Rows past the end of a tile
+/// repeat the last row (computed, not stored), so every tile reads only real rows.
 ///
 /// # Safety
 /// `w` holds `n_rows` rows of `w_stride` bytes and `x` holds `m` rows of `x_stride` bytes, both
@@ -634,6 +696,11 @@ pub unsafe fn drive<K: Kernel>(
         heap.as_mut_ptr()
     };
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
+    // Repacked activations for the eight-column form: allocated (uninitialized) only if used.
+    let mut wide = Vec::<u8>::new();
+    if K::WIDE && m >= 5 {
+        wide.reserve_exact(kern.wide_bytes());
+    }
     let mut c0 = 0;
     while c0 < m {
         let left = m - c0;
@@ -647,6 +714,29 @@ pub unsafe fn drive<K: Kernel>(
                 }
             }
             2 => g.run::<K, 4, 2>(kern, xs, y),
+            3 | 4 => g.run::<K, 2, 4>(kern, xs, y),
+            _ if K::WIDE16 && left >= 12 => {
+                let cols = left.min(16);
+                let xc: [*const u8; 16] = std::array::from_fn(|c| xp.add((c0 + c.min(cols - 1)) * x_stride));
+                kern.wide16_prep(&xc, wide.as_mut_ptr());
+                for r in 0..n_rows {
+                    let out = kern.wide16_row(wp.add(r * w_stride), wide.as_ptr());
+                    y[r * m + c0..r * m + c0 + cols].copy_from_slice(&out[..cols]);
+                }
+                c0 += cols;
+                continue;
+            }
+            _ if K::WIDE => {
+                let cols = left.min(8);
+                let xc: [*const u8; 8] = std::array::from_fn(|c| xp.add((c0 + c.min(cols - 1)) * x_stride));
+                kern.wide_prep(&xc, wide.as_mut_ptr());
+                for r in 0..n_rows {
+                    let out = kern.wide_row(wp.add(r * w_stride), wide.as_ptr());
+                    y[r * m + c0..r * m + c0 + cols].copy_from_slice(&out[..cols]);
+                }
+                c0 += cols;
+                continue;
+            }
             _ => g.run::<K, 2, 4>(kern, xs, y),
         }
         c0 += left.min(4);
@@ -668,8 +758,7 @@ struct Grid {
 impl Grid {
     #[inline(always)]
     unsafe fn run<K: Kernel, const MR: usize, const NC: usize>(&self, kern: &K, xs: *mut f32, y: &mut [f32]) {
-        let xp: [*const u8; NC] =
-            std::array::from_fn(|c| self.x.add((self.c0 + c.min(self.cols - 1)) * self.x_stride));
+        let xp: [*const u8; NC] = std::array::from_fn(|c| self.x.add((self.c0 + c.min(self.cols - 1)) * self.x_stride));
         kern.x_scales(&xp, xs);
         let mut r0 = 0;
         while r0 < self.n_rows {

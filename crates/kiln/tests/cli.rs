@@ -1,0 +1,156 @@
+//! The `kiln` binary end to end: real model, real process, stdout and stderr as a user sees them.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+
+fn model(file: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("KILN_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln/models"));
+    let path = dir.join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var_os("KILN_SKIP_MODEL_TESTS").is_some() {
+        eprintln!("skipping: {} not found", path.display());
+        return None;
+    }
+    panic!("{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)", path.display());
+}
+
+fn smollm() -> Option<PathBuf> {
+    model("SmolLM2-135M-Instruct.Q4_1.gguf")
+}
+
+fn kiln(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("kiln starts");
+    if let Some(text) = stdin {
+        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    }
+    drop(child.stdin.take());
+    child.wait_with_output().unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn run_raw_greedy_matches_llama_cpp_continuation() {
+    let Some(m) = smollm() else { return };
+    let m = m.to_str().unwrap();
+    let out = kiln(&[
+        "run", m, "The capital of France is", "--raw", "--temperature", "0", "--repeat-penalty", "1", "--num-predict", "16",
+    ], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // llama.cpp's greedy continuation on the same file.
+    assert!(text(&out.stdout).starts_with(" Paris.\n\nThe United States has a population of approximately"), "{:?}", text(&out.stdout));
+}
+
+#[test]
+fn run_with_chat_template_stop_and_verbose() {
+    let Some(m) = smollm() else { return };
+    let m = m.to_str().unwrap();
+    let out = kiln(&["run", m, "What is the capital of France?", "--temperature", "0", "--num-predict", "40", "--verbose"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let answer = text(&out.stdout);
+    assert!(answer.contains("Paris"), "{answer:?}");
+    let err = text(&out.stderr);
+    for field in ["load duration:", "prompt eval count:", "prompt eval rate:", "eval count:", "eval rate:"] {
+        assert!(err.contains(field), "missing {field} in {err}");
+    }
+    // The same request stopped at "Paris": the stop text is not printed.
+    let out = kiln(&["run", m, "What is the capital of France?", "--temperature", "0", "--num-predict", "40", "--stop", "Paris"], None);
+    let stopped = text(&out.stdout);
+    assert!(!stopped.contains("Paris") && answer.starts_with(stopped.trim_end()), "{stopped:?} vs {answer:?}");
+}
+
+#[test]
+fn seeded_sampling_is_reproducible() {
+    let Some(m) = smollm() else { return };
+    let m = m.to_str().unwrap();
+    let args = ["run", m, "Tell me a story.", "--seed", "42", "--temperature", "1.0", "--num-predict", "24"];
+    let a = kiln(&args, None);
+    let b = kiln(&args, None);
+    assert!(a.status.success());
+    assert_eq!(a.stdout, b.stdout);
+    assert!(!a.stdout.is_empty());
+}
+
+#[test]
+fn interactive_chat_keeps_history_and_leaves_on_bye() {
+    let Some(m) = smollm() else { return };
+    let m = m.to_str().unwrap();
+    let out = kiln(
+        &["run", m, "--temperature", "0", "--num-predict", "30"],
+        Some("My name is Alice.\n\"\"\"What is\nmy name?\"\"\"\n/bye\nthis is never read\n"),
+    );
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    // Two answers, and the second knows the name from the first turn.
+    assert_eq!(stdout.trim_end().lines().filter(|l| !l.is_empty()).count() >= 2, true, "{stdout:?}");
+    assert!(stdout.contains("Alice"), "{stdout:?}");
+}
+
+#[test]
+fn tokenize_prints_json_ids() {
+    let Some(m) = smollm() else { return };
+    let out = kiln(&["tokenize", m.to_str().unwrap(), "The capital of France is"], None);
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout).trim(), "[504,3575,282,4649,314]");
+}
+
+#[test]
+fn bench_json_has_llama_bench_fields() {
+    let Some(m) = smollm() else { return };
+    let out = kiln(&["bench", m.to_str().unwrap(), "-p", "16", "-n", "4", "-t", "1", "-r", "2", "-o", "json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let records: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let records = records.as_array().unwrap();
+    assert_eq!(records.len(), 2);
+    for r in records {
+        for field in ["n_prompt", "n_gen", "n_threads", "avg_ts", "stddev_ts"] {
+            assert!(r.get(field).is_some(), "{field} missing in {r}");
+        }
+        assert!(r["avg_ts"].as_f64().unwrap() > 0.0);
+    }
+    assert_eq!(records[0]["n_prompt"], 16);
+    assert_eq!(records[1]["n_gen"], 4);
+}
+
+#[test]
+fn bad_input_gets_clear_errors() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bogus = dir.join("bogus.gguf");
+    std::fs::write(&bogus, b"GGUF\x03\x00\x00\x00garbage").unwrap();
+    let out = kiln(&["run", bogus.to_str().unwrap(), "hi"], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains("bogus.gguf") && err.contains("past the end of the file"), "{err}");
+
+    let out = kiln(&["run", dir.join("missing.gguf").to_str().unwrap(), "hi"], None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("missing.gguf"));
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let Some(m) = smollm() else { return };
+    let m = m.to_str().unwrap();
+    let out = kiln(&["run", m, "hi", "--temperature", "-1"], None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("temperature"), "{}", text(&out.stderr));
+    let out = kiln(&["run", m, "hi", "--top-p", "7"], None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("top_p"), "{}", text(&out.stderr));
+    let long = "word ".repeat(200);
+    let out = kiln(&["run", m, &long, "--raw", "--num-ctx", "64"], None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("context size of 64"), "{}", text(&out.stderr));
+}
