@@ -12,7 +12,11 @@ For every prompt it records, from llama.cpp:
     best logits at each step (to tell near-ties);
   - teacher-forced logits over prompt + continuation evaluated as one batch: at each of the
     64 positions that predict a continuation token, the top-16 logits and the logits of 64
-    fixed token ids (the full vocabulary would make the fixture hundreds of MB).
+    fixed token ids (the full vocabulary would make the fixture hundreds of MB);
+  - at the same positions and ids, the logits of the one-token-at-a-time run
+    (`sequential_logits`). The two runs of llama.cpp differ only in float summation order;
+    their disagreement measures how much rounding noise each position amplifies, which is
+    the floor any other implementation can be held to.
 """
 import json
 import sys
@@ -55,9 +59,10 @@ def main():
         # Greedy, one token at a time (the way generation runs).
         llm.reset()
         llm.eval(prompt_tokens)
-        generated, gaps = [], []
+        generated, gaps, sequential = [], [], []
         for _ in range(N_GEN):
             logits = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+            sequential.append(logits)
             order = np.argsort(-logits, kind="stable")
             generated.append(int(order[0]))
             gaps.append(float(logits[order[0]] - logits[order[1]]))
@@ -72,10 +77,12 @@ def main():
             pos = len(prompt_tokens) - 1 + i
             logits = np.array(llm.scores[pos], dtype=np.float32)
             top = np.argsort(-logits, kind="stable")[:TOP]
+            recorded = [int(t) for t in top] + fixed_ids
             positions.append({
                 "top_ids": [int(t) for t in top],
                 "top_logits": [round(float(logits[t]), 5) for t in top],
                 "fixed_logits": [round(float(logits[t]), 5) for t in fixed_ids],
+                "sequential_logits": [round(float(sequential[i][t]), 5) for t in recorded],
             })
         cases.append({
             "prompt": prompt,

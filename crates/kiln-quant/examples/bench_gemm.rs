@@ -81,6 +81,31 @@ fn bench(kern: &Kernels, ty: GgmlType, k: usize) {
     let mut y = vec![0.0f32; rows];
     let t = time(|| kern.gemm(ty, k, rows, &w, 1, &x, &mut y), 1.0);
     let gbs = w.len() as f64 / t / 1e9;
+    // m = 1 with the rows split between two threads (aggregate bandwidth).
+    if std::env::var("BENCH_THREADS").is_ok() {
+        let rb = row_bytes(ty, k);
+        let half = rows / 2;
+        let (w0, w1) = w.split_at(half * rb);
+        let (y0, y1) = y.split_at_mut(half);
+        let t2 = time(
+            || {
+                std::thread::scope(|s| {
+                    s.spawn(|| kern.gemm(ty, k, half, w0, 1, &x, y0));
+                    kern.gemm(ty, k, rows - half, w1, 1, &x, y1);
+                })
+            },
+            1.0,
+        );
+        println!(
+            "{:<10} {:<5} k={:<5} m=1: {:6.2} GB/s one thread, {:6.2} GB/s two threads",
+            kern.name(),
+            ty.name(),
+            k,
+            gbs,
+            w.len() as f64 / t2 / 1e9
+        );
+        return;
+    }
     if std::env::var("BENCH_M1").is_ok() {
         println!("{:<10} {:<5} k={:<5} m=1: {:6.2} GB/s", kern.name(), ty.name(), k, gbs);
         return;

@@ -51,22 +51,67 @@ unsafe fn nibbles(p: *const u8) -> __m256i {
 // ---------------------------------------------------------------------------------------------
 // 32-element blocks.
 
-/// A 32-element weight format and the activation format it is paired with.
+/// A 32-element weight format and the activation format it is paired with, described by where
+/// its fields sit; the decoders below are generic over that description.
 pub trait Fmt32: Codes {
     /// Bytes per weight block; the block starts with `d: f16` (then `m: f16` if `HAS_MIN`).
     const BYTES: usize;
     const HAS_MIN: bool;
+    /// Where the quants start: 16 bytes of nibbles, or 32 signed bytes if not `NIBBLES`.
+    const QS_AT: usize;
+    const NIBBLES: bool;
+    /// Where the `u32` of fifth bits sits, if `HAS_QH`.
+    const QH_AT: usize;
+    const HAS_QH: bool;
     /// Bytes per activation block (`Q8_0`: 34, `Q8_1`: 36) and where its quants start; it
     /// starts with `d: f16` (then `s: f16` for `Q8_1`).
     const ACT_BYTES: usize;
     const ACT_QS: usize;
+
     /// The block's 32 codes (values plus [`Codes::OFFSET`]).
-    unsafe fn codes<I: Isa>(p: *const u8) -> __m256i;
+    #[inline(always)]
+    unsafe fn codes<I: Isa>(p: *const u8) -> __m256i {
+        if Self::NIBBLES {
+            let low = nibbles(p.add(Self::QS_AT));
+            if Self::HAS_QH {
+                _mm256_or_si256(low, I::bits_to_bytes(read_u32(p.add(Self::QH_AT)), 0x10))
+            } else {
+                low
+            }
+        } else {
+            // Signed bytes become codes by flipping the sign bit (q + 128 as u8).
+            _mm256_xor_si256(load256(p.add(Self::QS_AT)), _mm256_set1_epi8(-128))
+        }
+    }
+
+    /// The codes of two blocks (at `p0` and `p1`) in one 512-bit vector.
+    ///
+    /// # Safety
+    /// Besides two whole blocks, the CPU must support AVX-512 F/BW.
+    #[inline(always)]
+    unsafe fn codes2(p0: *const u8, p1: *const u8) -> __m512i {
+        let (q0, q1) = (p0.add(Self::QS_AT), p1.add(Self::QS_AT));
+        if Self::NIBBLES {
+            // [q0, q0, q1, q1] in the four 128-bit lanes, lanes 1 and 3 shifted down a nibble.
+            let both = _mm512_mask_broadcast_i32x4(_mm512_broadcast_i32x4(load128(q0)), 0xff00, load128(q1));
+            let split = _mm512_mask_srli_epi16(both, 0xff00_ff00, both, 4);
+            let low = _mm512_and_si512(split, _mm512_set1_epi8(0xf));
+            if Self::HAS_QH {
+                let qh = read_u32(p0.add(Self::QH_AT)) as u64 | (read_u32(p1.add(Self::QH_AT)) as u64) << 32;
+                _mm512_or_si512(low, _mm512_maskz_set1_epi8(qh, 0x10))
+            } else {
+                low
+            }
+        } else {
+            let both = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(q0)), load256(q1));
+            _mm512_xor_si512(both, _mm512_set1_epi8(-128))
+        }
+    }
 }
 
 macro_rules! fmt32 {
-    ($name:ident, bytes $bytes:expr, min $min:expr, act $act:expr, offset $off:expr,
-     max $max:expr, |$p:ident, $isa:ident| $codes:expr) => {
+    ($name:ident, bytes $bytes:expr, min $min:expr, act $act:expr, offset $off:expr, max $max:expr,
+     qs $qs:expr, nibbles $nib:expr, qh $qh:expr) => {
         pub struct $name;
         impl Codes for $name {
             const OFFSET: i32 = $off;
@@ -75,27 +120,22 @@ macro_rules! fmt32 {
         impl Fmt32 for $name {
             const BYTES: usize = $bytes;
             const HAS_MIN: bool = $min;
+            const QS_AT: usize = $qs;
+            const NIBBLES: bool = $nib;
+            const QH_AT: usize = $qh;
+            const HAS_QH: bool = $qh != 0;
             const ACT_BYTES: usize = $act;
             const ACT_QS: usize = $act - 32;
-            #[inline(always)]
-            unsafe fn codes<$isa: Isa>($p: *const u8) -> __m256i {
-                $codes
-            }
         }
     };
 }
 
-fmt32!(Q4_0, bytes size::Q4_0, min false, act size::Q8_0, offset 8, max 15,
-    |p, I| nibbles(p.add(2)));
-fmt32!(Q4_1, bytes size::Q4_1, min true, act size::Q8_1, offset 0, max 15,
-    |p, I| nibbles(p.add(4)));
-fmt32!(Q5_0, bytes size::Q5_0, min false, act size::Q8_0, offset 16, max 31,
-    |p, I| _mm256_or_si256(nibbles(p.add(6)), I::bits_to_bytes(read_u32(p.add(2)), 0x10)));
-fmt32!(Q5_1, bytes size::Q5_1, min true, act size::Q8_1, offset 0, max 31,
-    |p, I| _mm256_or_si256(nibbles(p.add(8)), I::bits_to_bytes(read_u32(p.add(4)), 0x10)));
-// Signed bytes become codes by flipping the sign bit (q + 128 as u8).
-fmt32!(Q8_0, bytes size::Q8_0, min false, act size::Q8_0, offset 128, max 255,
-    |p, I| _mm256_xor_si256(load256(p.add(2)), _mm256_set1_epi8(-128)));
+// (qh 0: no fifth bits; the field never sits at offset 0.)
+fmt32!(Q4_0, bytes size::Q4_0, min false, act size::Q8_0, offset 8, max 15, qs 2, nibbles true, qh 0);
+fmt32!(Q4_1, bytes size::Q4_1, min true, act size::Q8_1, offset 0, max 15, qs 4, nibbles true, qh 0);
+fmt32!(Q5_0, bytes size::Q5_0, min false, act size::Q8_0, offset 16, max 31, qs 6, nibbles true, qh 2);
+fmt32!(Q5_1, bytes size::Q5_1, min true, act size::Q8_1, offset 0, max 31, qs 8, nibbles true, qh 4);
+fmt32!(Q8_0, bytes size::Q8_0, min false, act size::Q8_0, offset 128, max 255, qs 2, nibbles false, qh 0);
 
 // ---------------------------------------------------------------------------------------------
 // K super-blocks (paired with Q8_K activations).
@@ -118,6 +158,8 @@ pub trait FmtK {
     const HAS_MIN: bool;
     /// Where `d: f16` (and `dmin: f16` right after it, if `HAS_MIN`) sit in the block.
     const D_AT: usize;
+    /// Whether the scales change every 16 elements (rather than every 32).
+    const SUB16: bool;
     unsafe fn scales(p: *const u8) -> KScales;
     /// Codes of the 32-element chunk `j` (elements `32j..32j+32`), each at most 63 so that
     /// `vpmaddubsw` cannot saturate.
@@ -133,6 +175,7 @@ unsafe fn widen_u8(v: __m128i) -> __m256i {
 pub struct Q2_K;
 impl FmtK for Q2_K {
     const BYTES: usize = size::Q2_K;
+    const SUB16: bool = true;
     const HAS_MIN: bool = true;
     const D_AT: usize = off::Q2_K_D;
     #[inline(always)]
@@ -152,6 +195,7 @@ impl FmtK for Q2_K {
 pub struct Q3_K;
 impl FmtK for Q3_K {
     const BYTES: usize = size::Q3_K;
+    const SUB16: bool = true;
     const HAS_MIN: bool = false;
     const D_AT: usize = off::Q3_K_D;
     #[inline(always)]
@@ -196,6 +240,7 @@ unsafe fn q4k_scales(p: *const u8) -> KScales {
 pub struct Q4_K;
 impl FmtK for Q4_K {
     const BYTES: usize = size::Q4_K;
+    const SUB16: bool = false;
     const HAS_MIN: bool = true;
     const D_AT: usize = 0;
     #[inline(always)]
@@ -212,6 +257,7 @@ impl FmtK for Q4_K {
 pub struct Q5_K;
 impl FmtK for Q5_K {
     const BYTES: usize = size::Q5_K;
+    const SUB16: bool = false;
     const HAS_MIN: bool = true;
     const D_AT: usize = 0;
     #[inline(always)]
@@ -230,6 +276,7 @@ impl FmtK for Q5_K {
 pub struct Q6_K;
 impl FmtK for Q6_K {
     const BYTES: usize = size::Q6_K;
+    const SUB16: bool = true;
     const HAS_MIN: bool = false;
     const D_AT: usize = off::Q6_K_D;
     #[inline(always)]

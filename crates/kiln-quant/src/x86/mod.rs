@@ -9,6 +9,7 @@ mod isa;
 pub mod quant;
 mod tiles;
 mod wide;
+mod widek;
 
 use crate::GgmlType;
 use formats::{Fmt32, FmtF, FmtK};

@@ -31,7 +31,7 @@ use std::arch::x86_64::*;
 
 use super::formats::{load256, Fmt32, FmtF, FmtK};
 use super::isa::Isa;
-use super::wide;
+use super::{wide, widek};
 use crate::blocks::{off, size, QK, QK_K};
 use std::marker::PhantomData;
 
@@ -68,7 +68,7 @@ pub trait Kernel {
     /// Whether the kernel has the eight-column form ([`super::wide`]).
     const WIDE: bool = false;
 
-    /// Bytes of repacked activations the eight-column form needs.
+    /// Bytes of repacked activations the many-column forms need.
     fn wide_bytes(&self) -> usize {
         0
     }
@@ -248,9 +248,10 @@ impl<I: Isa, F: Fmt32> Tile32<I, F> {
     }
 
     /// The terms of blocks `b..b + valid` of one row (`valid <= 8`, lane `j` for block
-    /// `b + j`). In a partial step (`!FULL`) only the valid blocks are computed, the scale
-    /// reads repeat the last valid block, and the zero activation scales past the end of the
-    /// row make those lanes add exactly nothing.
+    /// `b + j`). In a partial step (`!FULL`) only the valid blocks are computed (a pair of
+    /// blocks on 512-bit vectors may repeat its first one), the scale reads repeat the last valid
+    /// block, and the zero activation scales past the end of the row make those lanes add
+    /// exactly nothing.
     #[inline(always)]
     unsafe fn row_step<const FULL: bool>(
         &self,
@@ -261,23 +262,67 @@ impl<I: Isa, F: Fmt32> Tile32<I, F> {
         valid: usize,
     ) -> __m256 {
         let (w, x) = (w.add(b * F::BYTES), x.add(b * F::ACT_BYTES));
-        let mut lanes = [_mm256_setzero_si256(); 8];
-        for (j, lane) in lanes.iter_mut().enumerate().take(if FULL { 8 } else { valid }) {
-            let y = I::prep_y::<F>(load256(x.add(j * F::ACT_BYTES + F::ACT_QS)));
-            *lane = I::dot::<F>(I::prep_w::<F>(F::codes::<I>(w.add(j * F::BYTES))), y);
-        }
+        let sums = if I::WIDE16 { Self::row_sums16::<FULL>(w, x, valid) } else { Self::row_sums::<FULL>(w, x, valid) };
         let step = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(F::BYTES as i32));
         let idx = if FULL { step } else { _mm256_min_epi32(step, _mm256_set1_epi32(((valid - 1) * F::BYTES) as i32)) };
         // `d` (and `m`) of the eight blocks: the first four bytes of each block.
         let (dw, mw) = f16_halves(gather_u32(w, idx));
         let plane = plane_len(self.blocks, 1);
         let dx = _mm256_loadu_ps(xs.add(b));
-        let mut t = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(reduce8(&lanes)));
+        let mut t = _mm256_mul_ps(_mm256_mul_ps(dw, dx), _mm256_cvtepi32_ps(sums));
         if F::HAS_MIN {
             t = _mm256_add_ps(t, _mm256_mul_ps(mw, _mm256_loadu_ps(xs.add(plane + b))));
         }
         t
     }
+
+    /// The exact integer sums of the (up to) eight blocks at `w`, `x`, one per lane, on 256-bit
+    /// vectors.
+    #[inline(always)]
+    unsafe fn row_sums<const FULL: bool>(w: *const u8, x: *const u8, valid: usize) -> __m256i {
+        let mut lanes = [_mm256_setzero_si256(); 8];
+        for (j, lane) in lanes.iter_mut().enumerate().take(if FULL { 8 } else { valid }) {
+            let y = I::prep_y::<F>(load256(x.add(j * F::ACT_BYTES + F::ACT_QS)));
+            *lane = I::dot::<F>(I::prep_w::<F>(F::codes::<I>(w.add(j * F::BYTES))), y);
+        }
+        reduce8(&lanes)
+    }
+
+    /// [`Self::row_sums`] on 512-bit vectors (two blocks per vector; only with `I::WIDE16`).
+    #[inline(always)]
+    unsafe fn row_sums16<const FULL: bool>(w: *const u8, x: *const u8, valid: usize) -> __m256i {
+        let mut z = [_mm512_setzero_si512(); 4];
+        for (k, zk) in z.iter_mut().enumerate().take(if FULL { 4 } else { valid.div_ceil(2) }) {
+            let (j0, j1) = (2 * k, if FULL { 2 * k + 1 } else { (2 * k + 1).min(valid - 1) });
+            let (y0, y1) = (x.add(j0 * F::ACT_BYTES + F::ACT_QS), x.add(j1 * F::ACT_BYTES + F::ACT_QS));
+            let y = _mm512_inserti64x4::<1>(_mm512_castsi256_si512(load256(y0)), load256(y1));
+            let codes = F::codes2(w.add(j0 * F::BYTES), w.add(j1 * F::BYTES));
+            let start = if I::uses_offset::<F>() {
+                // -OFFSET * (sum of each 4 activations): the dot products come out as values.
+                let off = _mm512_set1_epi8(F::OFFSET as u8 as i8);
+                _mm512_sub_epi32(_mm512_setzero_si512(), I::dot_lanes16::<F>(_mm512_setzero_si512(), off, y))
+            } else {
+                _mm512_setzero_si512()
+            };
+            *zk = I::dot_lanes16::<F>(start, codes, y);
+        }
+        reduce_pairs(&z)
+    }
+}
+
+/// Lane `j` of the result is the sum of the eight `i32` lanes of block `j`, where `z[k]` holds
+/// blocks `2k` (low 256 bits) and `2k + 1` (high 256 bits). Exact.
+#[inline(always)]
+unsafe fn reduce_pairs(z: &[__m512i; 4]) -> __m256i {
+    // Per 128-bit lane: t01 = [z0 lanes 0+2, z1 0+2, z0 1+3, z1 1+3], t23 likewise.
+    let t01 = _mm512_add_epi32(_mm512_unpacklo_epi32(z[0], z[1]), _mm512_unpackhi_epi32(z[0], z[1]));
+    let t23 = _mm512_add_epi32(_mm512_unpacklo_epi32(z[2], z[3]), _mm512_unpackhi_epi32(z[2], z[3]));
+    // u = [z0, z1, z2, z3 sums] per 128-bit lane: lane 0 holds the first halves of blocks
+    // 0, 2, 4, 6, lane 1 their second halves, lanes 2 and 3 the same for blocks 1, 3, 5, 7.
+    let u = _mm512_add_epi32(_mm512_unpacklo_epi64(t01, t23), _mm512_unpackhi_epi64(t01, t23));
+    let v = _mm512_add_epi32(u, _mm512_shuffle_i64x2::<0b10_11_00_01>(u, u));
+    let order = _mm512_setr_epi32(0, 8, 1, 9, 2, 10, 3, 11, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_castsi512_si256(_mm512_permutexvar_epi32(order, v))
 }
 
 impl<I: Isa, F: Fmt32> Kernel for Tile32<I, F> {
@@ -457,6 +502,27 @@ unsafe fn super_block_sums<I: Isa, F: FmtK>(w: *const u8, x: *const u8) -> (__m2
 
 impl<I: Isa, F: FmtK> Kernel for TileK<I, F> {
     const X_PLANES: usize = 1;
+    const WIDE16: bool = I::WIDE16;
+
+    fn wide_bytes(&self) -> usize {
+        self.blocks * widek::BLOCK_BYTES
+    }
+
+    #[inline(always)]
+    unsafe fn wide16_prep(&self, x: &[*const u8; 16], out: *mut u8) {
+        widek::repack(self.blocks, x, out)
+    }
+
+    #[inline(always)]
+    unsafe fn wide16_row(&self, w: *const u8, xr: *const u8) -> [f32; 16] {
+        let acc = partial_sums!(zmm: self.blocks, |s| widek::block_term::<F>(
+            w.add(s * F::BYTES),
+            xr.add(s * widek::BLOCK_BYTES)
+        ));
+        let mut out = [0.0f32; 16];
+        _mm512_storeu_ps(out.as_mut_ptr(), acc);
+        out
+    }
 
     fn blocks(&self) -> usize {
         self.blocks
@@ -698,7 +764,7 @@ pub unsafe fn drive<K: Kernel>(
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
     // Repacked activations for the eight-column form: allocated (uninitialized) only if used.
     let mut wide = Vec::<u8>::new();
-    if K::WIDE && m >= 5 {
+    if (K::WIDE && m >= 5) || (K::WIDE16 && m >= 12) {
         wide.reserve_exact(kern.wide_bytes());
     }
     let mut c0 = 0;

@@ -40,7 +40,7 @@ unsafe fn read_u32(p: *const u8) -> u32 {
 
 /// Transposes eight vectors of eight `i32` (row `i` in `v[i]`) in place.
 #[inline(always)]
-unsafe fn transpose8(v: &mut [__m256i; 8]) {
+pub(crate) unsafe fn transpose8(v: &mut [__m256i; 8]) {
     let t0 = _mm256_unpacklo_epi32(v[0], v[1]);
     let t1 = _mm256_unpackhi_epi32(v[0], v[1]);
     let t2 = _mm256_unpacklo_epi32(v[2], v[3]);
