@@ -15,13 +15,23 @@ Each fixture is one little-endian file `dequant_<source>_<type>.bin`:
   raw bytes (rows * row bytes), expected f32 (rows * k), [input f32 (rows * k)].
 An `index.json` next to them lists the fixtures for people.
 
+With --ggml-cpu (llama.cpp's libggml-cpu shared library, as scripts/build-llama-cpp.sh builds
+it), also records what llama.cpp's CPU backend computes with each fixture's weights, through
+`ggml_get_type_traits_cpu`: random activation rows, its activation quantizer's bytes for them
+(`from_float` of the weight type's `vec_dot_type`), and its `vec_dot` of every weight row with
+every activation row. One file `dot_llamacpp_<source>_<type>.bin` per dequant fixture:
+  magic b"KQLD", u32 version (1), u32 weight type id, u32 activation type id, u32 rows, u32 m,
+  u32 k, weights (rows * row bytes), activations f32 (m * k), quantized activations
+  (m * activation row bytes), dot products f32 (rows * m, row-major).
+
 Usage (from the repository root):
   eval "$(scripts/ref-env.sh)"
   python scripts/gen-dequant-fixtures.py SmolLM2-135M-Instruct.Q4_1.gguf gemma-3-270m-q4_k_m.gguf \
-      [--out crates/kiln-quant/tests/fixtures]
+      [--ggml-cpu "$LLAMA_CPP_LIB_PATH/libggml-cpu.so"] [--out crates/kiln-quant/tests/fixtures]
 """
 
 import argparse
+import ctypes
 import json
 import pathlib
 import re
@@ -99,12 +109,84 @@ def synthetic_fixtures(out_dir, seed):
     return entries
 
 
+class TypeTraitsCpu(ctypes.Structure):
+    _fields_ = [
+        ("from_float", ctypes.c_void_p),
+        ("vec_dot", ctypes.c_void_p),
+        ("vec_dot_type", ctypes.c_int),
+        ("nrows", ctypes.c_int64),
+    ]
+
+
+FROM_FLOAT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64)
+VEC_DOT = ctypes.CFUNCTYPE(
+    None, ctypes.c_int, ctypes.POINTER(ctypes.c_float), ctypes.c_size_t, ctypes.c_void_p, ctypes.c_size_t,
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int,
+)
+
+
+def activations(rng, m, k):
+    """Activation-like rows: normal values with a few outliers, and blocks that hit rounding
+    ties (the largest magnitude 127 makes the Q8_0 multiplier exactly 1, so halves are ties)."""
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    x[rng.random((m, k)) < 0.01] *= 20.0
+    x[0, :32] = np.arange(32, dtype=np.float32) * 0.5 - 8.0
+    x[0, 0] = 127.0
+    return x
+
+
+def llamacpp_fixtures(lib_path, out_dir, dequant_entries, seed):
+    lib = ctypes.CDLL(lib_path)
+    # Row sizes from ggml itself: the Python package's table has an outdated size for Q8_1.
+    base = ctypes.CDLL(str(pathlib.Path(lib_path).with_name("libggml-base.so")))
+    base.ggml_row_size.restype = ctypes.c_size_t
+    base.ggml_row_size.argtypes = [ctypes.c_int, ctypes.c_int64]
+    lib.ggml_cpu_init()
+    lib.ggml_get_type_traits_cpu.restype = ctypes.POINTER(TypeTraitsCpu)
+    lib.ggml_get_type_traits_cpu.argtypes = [ctypes.c_int]
+    rng = np.random.default_rng(seed + 1)
+    entries = []
+    for e in dequant_entries:
+        qtype = T[e["type"]]
+        traits = lib.ggml_get_type_traits_cpu(int(qtype)).contents
+        act = T(traits.vec_dot_type)
+        rows, k, m = e["rows"], e["k"], 3
+        with open(out_dir / e["file"], "rb") as f:
+            blob = f.read()
+        name_len = struct.unpack_from("<I", blob, 24)[0]
+        raw = blob[28 + name_len : 28 + name_len + rows * row_bytes(qtype, k)]
+        x = activations(rng, m, k)
+        arb = base.ggml_row_size(int(act), k)
+        xq = (ctypes.c_uint8 * (m * arb))()
+        # The activation quantizer is the vec_dot_type's own `from_float`.
+        from_float = FROM_FLOAT(lib.ggml_get_type_traits_cpu(int(act)).contents.from_float)
+        for c in range(m):
+            from_float(x[c].ctypes.data, ctypes.addressof(xq) + c * arb, k)
+        vec_dot = VEC_DOT(traits.vec_dot)
+        wbuf = ctypes.create_string_buffer(raw, len(raw))
+        rb = row_bytes(qtype, k)
+        dots = np.zeros((rows, m), dtype=np.float32)
+        for r in range(rows):
+            for c in range(m):
+                out = ctypes.c_float()
+                vec_dot(k, ctypes.byref(out), 0, ctypes.addressof(wbuf) + r * rb, 0, ctypes.addressof(xq) + c * arb, 0, 1)
+                dots[r, c] = out.value
+        path = out_dir / e["file"].replace("dequant_", "dot_llamacpp_")
+        with open(path, "wb") as f:
+            f.write(b"KQLD" + struct.pack("<6I", 1, int(qtype), int(act), rows, m, k))
+            f.write(raw + x.astype("<f4").tobytes() + bytes(xq) + dots.astype("<f4").tobytes())
+        entries.append({"file": path.name, "weights": e["file"], "type": qtype.name, "activations": act.name,
+                        "rows": rows, "m": m, "k": k})
+    return entries
+
+
 def main():
     here = pathlib.Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="GGUF model files")
     ap.add_argument("--out", default=str(here / "crates/kiln-quant/tests/fixtures"))
     ap.add_argument("--seed", type=int, default=20240611)
+    ap.add_argument("--ggml-cpu", help="llama.cpp's libggml-cpu shared library, for the dot_llamacpp fixtures")
     args = ap.parse_args()
     out_dir = pathlib.Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -112,6 +194,8 @@ def main():
     for m in args.models:
         entries += model_fixtures(m, out_dir)
     entries += synthetic_fixtures(out_dir, args.seed)
+    if args.ggml_cpu:
+        entries += llamacpp_fixtures(args.ggml_cpu, out_dir, list(entries), args.seed)
     with open(out_dir / "index.json", "w") as f:
         json.dump(entries, f, indent=1)
         f.write("\n")

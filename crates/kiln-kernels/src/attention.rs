@@ -6,7 +6,9 @@
 //! same rounding as the reference implementation.
 
 use crate::pool::ThreadPool;
+use crate::vec;
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 
 /// Shape of one layer's cache: `[n_blocks][block_size][n_kv_heads][head_dim]` for K and for V.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,12 +55,8 @@ impl KvLayer {
     pub fn write(&mut self, layout: &KvLayout, block_table: &[u32], pos: usize, k: &[f32], v: &[f32]) {
         let off = layout.slot_offset(block_table, pos);
         let n = layout.slot_len();
-        for (dst, &src) in self.k[off..off + n].iter_mut().zip(k) {
-            *dst = f16::from_f32(src);
-        }
-        for (dst, &src) in self.v[off..off + n].iter_mut().zip(v) {
-            *dst = f16::from_f32(src);
-        }
+        self.k[off..off + n].convert_from_f32_slice(&k[..n]);
+        self.v[off..off + n].convert_from_f32_slice(&v[..n]);
     }
 
     /// Copies the slots of block `src` into block `dst` (copy-on-write of a shared block).
@@ -97,6 +95,27 @@ pub struct AttnParams {
     pub window: Option<u32>,
 }
 
+/// Most query tokens of one sequence handled by one task: each key and value is converted
+/// from f16 once per tile instead of once per token, which is what makes a long prompt fast.
+const QUERY_TILE: usize = 32;
+
+/// Splits the batch's tokens into runs of at most `QUERY_TILE` consecutive tokens that share
+/// a block table (a sequence).
+fn query_tiles(queries: &[AttnQuery]) -> Vec<std::ops::Range<usize>> {
+    let mut tiles = Vec::new();
+    let mut start = 0;
+    for t in 1..=queries.len() {
+        let split = t == queries.len()
+            || t - start == QUERY_TILE
+            || !std::ptr::eq(queries[t].block_table, queries[start].block_table);
+        if split {
+            tiles.push(start..t);
+            start = t;
+        }
+    }
+    tiles
+}
+
 /// Causal attention of `queries.len()` tokens over the cache of `layer`.
 ///
 /// `q`: `[n_tokens][n_heads][head_dim]`; `out`: same shape. Query heads are grouped over the
@@ -118,70 +137,85 @@ pub fn paged_attention(
     assert_eq!(q.len(), queries.len() * params.n_heads * hd);
     assert_eq!(out.len(), q.len());
     let out_ptr = SyncPtr(out.as_mut_ptr());
-    // One task per (token, KV head): the group of query heads sharing that KV head reads each
-    // key and value once.
-    pool.run(queries.len() * n_kv, |task| {
-        let (t, kvh) = (task / n_kv, task % n_kv);
-        let query = &queries[t];
-        let pos = query.pos as usize;
-        let first = match params.window {
-            Some(w) => (pos + 1).saturating_sub(w as usize),
-            None => 0,
+    let tiles = query_tiles(queries);
+    let first_key = |pos: usize| match params.window {
+        Some(w) => (pos + 1).saturating_sub(w as usize),
+        None => 0,
+    };
+    // One task per (tile of a sequence's tokens, KV head): the query heads sharing that KV
+    // head and the tile's tokens read each key and value once.
+    pool.run(tiles.len() * n_kv, |task| {
+        let (tile, kvh) = (&tiles[task / n_kv], task % n_kv);
+        let table = queries[tile.start].block_table;
+        // Rows are (token, head-in-group) pairs; each sees keys `lo[r]..=hi[r]`.
+        let rows = tile.len() * group;
+        let row_range = |r: usize| {
+            let pos = queries[tile.start + r / group].pos as usize;
+            (first_key(pos), pos)
         };
-        let n_keys = pos + 1 - first;
+        let lo = (0..rows).map(|r| row_range(r).0).min().unwrap_or(0);
+        let hi = (0..rows).map(|r| row_range(r).1).max().unwrap_or(0);
+        let n_keys = hi + 1 - lo;
         // llama.cpp (without flash attention) multiplies the f16 cache by operands converted
         // to f16: the queries before q·k, the softmax probabilities before p·V. Rounding them
         // the same way here removes a systematic difference (several hundredths of a logit
         // from one layer's attention alone).
-        let qs: Vec<f32> =
-            q[(t * params.n_heads + kvh * group) * hd..][..group * hd].iter().map(|&v| round_f16(v)).collect();
-        let mut scores = vec![0f32; group * n_keys];
-        let mut kbuf = vec![0f32; hd];
-        for (j, p) in (first..=pos).enumerate() {
-            let off = layout.slot_offset(query.block_table, p) + kvh * hd;
-            for (d, s) in kbuf.iter_mut().zip(&layer.k[off..off + hd]) {
-                *d = s.to_f32();
-            }
-            for (g, qh) in qs.chunks_exact(hd).enumerate() {
-                scores[g * n_keys + j] = dot(qh, &kbuf) * params.scale;
+        let mut qs = vec![0f32; rows * hd];
+        for (i, t) in tile.clone().enumerate() {
+            let src = &q[(t * params.n_heads + kvh * group) * hd..][..group * hd];
+            for (d, &v) in qs[i * group * hd..(i + 1) * group * hd].iter_mut().zip(src) {
+                *d = round_f16(v);
             }
         }
-        for g in 0..group {
-            softmax_inplace(&mut scores[g * n_keys..(g + 1) * n_keys]);
-        }
-        for p in scores.iter_mut() {
-            *p = round_f16(*p);
-        }
-        let mut acc = vec![0f32; group * hd];
-        for (j, p) in (first..=pos).enumerate() {
-            let off = layout.slot_offset(query.block_table, p) + kvh * hd;
-            for (d, s) in kbuf.iter_mut().zip(&layer.v[off..off + hd]) {
-                *d = s.to_f32();
-            }
-            for g in 0..group {
-                let w = scores[g * n_keys + j];
-                for (a, &v) in acc[g * hd..(g + 1) * hd].iter_mut().zip(&kbuf) {
-                    *a += w * v;
+        let mut scores = vec![f32::NEG_INFINITY; rows * n_keys];
+        let mut buf = vec![0f32; hd];
+        for p in lo..=hi {
+            let off = layout.slot_offset(table, p) + kvh * hd;
+            layer.k[off..off + hd].convert_to_f32_slice(&mut buf);
+            for r in 0..rows {
+                let (a, b) = row_range(r);
+                if (a..=b).contains(&p) {
+                    scores[r * n_keys + p - lo] = vec::dot(&qs[r * hd..(r + 1) * hd], &buf) * params.scale;
                 }
             }
         }
-        for g in 0..group {
-            let h = kvh * group + g;
-            // SAFETY: each (token, head) output row is written by exactly one task.
-            let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add((t * params.n_heads + h) * hd), hd) };
-            dst.copy_from_slice(&acc[g * hd..(g + 1) * hd]);
+        for r in 0..rows {
+            let (a, b) = row_range(r);
+            let row = &mut scores[r * n_keys + a - lo..r * n_keys + b + 1 - lo];
+            softmax_inplace(row);
+            for v in row.iter_mut() {
+                *v = round_f16(*v);
+            }
+        }
+        let mut acc = vec![0f32; rows * hd];
+        for p in lo..=hi {
+            let off = layout.slot_offset(table, p) + kvh * hd;
+            layer.v[off..off + hd].convert_to_f32_slice(&mut buf);
+            for r in 0..rows {
+                let w = scores[r * n_keys + p - lo];
+                // Masked positions hold -inf before the softmax and are skipped after it.
+                if w.is_finite() && w != 0.0 {
+                    vec::axpy(w, &buf, &mut acc[r * hd..(r + 1) * hd]);
+                }
+            }
+        }
+        for (i, t) in tile.clone().enumerate() {
+            for g in 0..group {
+                let h = kvh * group + g;
+                let r = i * group + g;
+                // SAFETY: each (token, head) output row is written by exactly one task.
+                let dst =
+                    unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add((t * params.n_heads + h) * hd), hd) };
+                dst.copy_from_slice(&acc[r * hd..(r + 1) * hd]);
+            }
         }
     });
 }
 
-/// `x` rounded to the nearest f16 (ties to even), as ggml converts f32 operands for f16 matmuls.
+/// `v` rounded to the nearest f16 value.
 #[inline]
-fn round_f16(x: f32) -> f32 {
-    f16::from_f32(x).to_f32()
-}
-
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+fn round_f16(v: f32) -> f32 {
+    f16::from_f32(v).to_f32()
 }
 
 /// Numerically stable softmax; the normaliser is summed in f64 as ggml does.
@@ -223,7 +257,7 @@ mod tests {
         for h in 0..n_heads {
             let kvh = h / (n_heads / n_kv);
             let qh: Vec<f32> = q[h * hd..(h + 1) * hd].iter().map(|&v| round_f16(v)).collect();
-            let mut s: Vec<f32> = (first..=pos).map(|p| dot(&qh, &k[p][kvh * hd..(kvh + 1) * hd]) * scale).collect();
+            let mut s: Vec<f32> = (first..=pos).map(|p| vec::dot(&qh, &k[p][kvh * hd..(kvh + 1) * hd]) * scale).collect();
             softmax_inplace(&mut s);
             s.iter_mut().for_each(|p| *p = round_f16(*p));
             for (j, p) in (first..=pos).enumerate() {
@@ -272,6 +306,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn tiles_split_by_sequence_and_size() {
+        let (a, b) = (vec![0u32, 1, 2], vec![3u32]);
+        let mut qs: Vec<AttnQuery> = (0..40).map(|p| AttnQuery { pos: p, block_table: &a }).collect();
+        qs.extend((0..3).map(|p| AttnQuery { pos: p, block_table: &b }));
+        assert_eq!(query_tiles(&qs), vec![0..32, 32..40, 40..43]);
+        assert!(query_tiles(&[]).is_empty());
     }
 
     #[test]

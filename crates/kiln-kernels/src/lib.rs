@@ -8,6 +8,7 @@ pub mod attention;
 pub mod matmul;
 pub mod ops;
 pub mod pool;
+pub mod vec;
 
 pub use attention::{paged_attention, AttnParams, AttnQuery, KvLayer, KvLayout};
 pub use matmul::{matmul, MatmulScratch, QMatrix};

@@ -1,10 +1,12 @@
 //! Single-thread throughput of each kernel implementation (not a test; for measuring).
 //!
-//!     cargo run --release -p kiln-quant --example bench_gemm [-- TYPE...]
+//!     cargo run --release -p kiln-quant --example bench_gemm [-- TYPE... | quantize]
 //!
-//! m = 1: a ~100 MB weight matrix, reported as GB/s of weights streamed. Times are the best of
-//! repeated runs.
-//! m = 64: a 2048-row slice called in chunks of 64 rows, reported as GFLOP/s (2·rows·m·k).
+//! m = 1: a ~100 MB weight matrix, reported as GB/s of weights streamed, in one call and in
+//! calls of 16 rows. m = 64: a 2048-row slice called in chunks of 64 rows, reported as GFLOP/s
+//! (2·rows·m·k). Times are the best of repeated runs. `quantize`: activation quantizers.
+//! Environment: BENCH_K (row length), BENCH_MB (matrix size for m = 1), BENCH_M1 (m = 1 only),
+//! BENCH_THREADS (m = 1 on one and on two threads), BENCH_SCALAR (include the scalar reference).
 
 use kiln_quant::blocks::f32_to_f16_bits;
 use kiln_quant::{kernels, quantize_row, row_bytes, vec_dot_type, GgmlType, Kernels};

@@ -6,29 +6,31 @@
 
 use std::sync::OnceLock;
 
-use crate::{check_gemm_args, row_bytes, scalar, vec_dot_type, GgmlType};
+use crate::{check_gemm_args, scalar, GgmlType};
 
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 use crate::x86;
 
 /// A table from weight type to matmul entry point; `None` means "use the scalar reference".
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 type Table = Option<fn(GgmlType) -> Option<x86::GemmFn>>;
-#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-type Table = Option<fn(GgmlType) -> Option<fn()>>;
+/// No SIMD kernels for other architectures yet: only the scalar reference.
+#[cfg(not(target_arch = "x86_64"))]
+type Table = Option<std::convert::Infallible>;
 
 /// One implementation of the kernels (see the crate docs for the functions' contracts).
 pub struct Kernels {
     name: &'static str,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     table: Table,
 }
 
 static SCALAR: Kernels = Kernels { name: "scalar", table: None };
 
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 static AVX2: Kernels = Kernels { name: "avx2", table: Some(x86::avx2::gemm) };
 
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 static AVX512VNNI: Kernels = Kernels { name: "avx512vnni", table: Some(x86::avx512vnni::gemm) };
 
 impl Kernels {
@@ -45,16 +47,16 @@ impl Kernels {
             y.fill(0.0);
             return;
         }
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        #[cfg(target_arch = "x86_64")]
         if let Some(f) = self.table.and_then(|table| table(ty)) {
             let args = x86::GemmArgs {
                 k,
                 n_rows,
                 w,
-                w_stride: row_bytes(ty, k),
+                w_stride: crate::row_bytes(ty, k),
                 m,
                 x,
-                x_stride: row_bytes(vec_dot_type(ty), k),
+                x_stride: crate::row_bytes(crate::vec_dot_type(ty), k),
                 y,
             };
             // SAFETY: `self` is a SIMD table only if it came out of `available()`, which checked
@@ -68,7 +70,7 @@ impl Kernels {
     /// [`crate::quantize_row`] with these kernels (the activation types have SIMD versions,
     /// bit-identical to the scalar ones).
     pub fn quantize_row(&self, ty: GgmlType, src: &[f32], dst: &mut [u8]) {
-        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        #[cfg(target_arch = "x86_64")]
         if self.table.is_some() && x86::quant::handles(ty) {
             crate::check_row_args(ty, dst.len(), src.len());
             // SAFETY: a SIMD table only comes out of `available()`, which checked that this CPU
@@ -91,7 +93,7 @@ impl Kernels {
 pub fn available() -> Vec<&'static Kernels> {
     #[allow(unused_mut)]
     let mut out = vec![&SCALAR];
-    #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+    #[cfg(target_arch = "x86_64")]
     {
         if x86::has_avx2() {
             out.push(&AVX2);

@@ -15,7 +15,7 @@
 pub mod blocks;
 pub mod dispatch;
 pub mod scalar;
-#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+#[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use dispatch::Kernels;
@@ -122,6 +122,9 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
 /// `w`: `n_rows` rows of `k` elements of type `ty`, contiguous; `x`: `m` rows of `k` elements
 /// already in `vec_dot_type(ty)`, contiguous. The output is weight-row-major so that threads
 /// splitting the weight rows own disjoint contiguous slices of `y`.
+///
+/// Quantized activations must be as [`quantize_row`] writes them: quants in `-127..=127` (the
+/// SIMD kernels rely on it to avoid saturation) and `Q8_K`'s `bsums` the true sums.
 ///
 /// # Panics
 /// If `ty` is not supported, `k` is not whole blocks, `w.len() != n_rows * row_bytes(ty, k)`,

@@ -47,7 +47,7 @@ fn fixtures() -> Vec<Fixture> {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("dequant_"))
         .collect();
     files.sort();
     files.iter().map(|f| parse(f)).collect()

@@ -7,28 +7,11 @@
 
 #![allow(non_camel_case_types)]
 
-#[cfg(target_arch = "x86")]
-use std::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use super::isa::{Codes, Isa};
+use super::mem::{load128, load256, read_u32};
 use crate::blocks::{off, size};
-
-#[inline(always)]
-unsafe fn load128(p: *const u8) -> __m128i {
-    _mm_loadu_si128(p as *const __m128i)
-}
-
-#[inline(always)]
-pub(crate) unsafe fn load256(p: *const u8) -> __m256i {
-    _mm256_loadu_si256(p as *const __m256i)
-}
-
-#[inline(always)]
-unsafe fn read_u32(p: *const u8) -> u32 {
-    u32::from_le(std::ptr::read_unaligned(p as *const u32))
-}
 
 /// `v >> n` on each 16-bit lane; `n` is a run-time count (a constant after unrolling).
 #[inline(always)]

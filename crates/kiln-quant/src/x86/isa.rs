@@ -1,13 +1,11 @@
-//! The integer dot-product primitives that differ between the x86 instruction sets. The tile
-//! kernels are generic over [`Isa`]; everything else they use is plain AVX2.
+//! The integer dot-product primitives that differ between the x86 instruction sets. The kernels
+//! are generic over [`Isa`]; the rest of what they use is AVX2, plus AVX-512 in the paths that
+//! only run when [`Isa::WIDE16`].
 //!
 //! All methods are `#[inline(always)]` and only ever inlined into `#[target_feature]` entry
 //! points whose feature set includes the one named on the implementing type, which is what
 //! makes calling the intrinsics sound and lets them compile to single instructions.
 
-#[cfg(target_arch = "x86")]
-use std::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 /// How a 32-element weight block of a 32-element format presents its 32 values: as unsigned
@@ -17,7 +15,8 @@ pub trait Codes {
     const MAX_CODE: u8;
 }
 
-/// The integer primitives, per instruction set, on 256-bit vectors.
+/// The integer primitives, per instruction set, on 256-bit vectors (and 512-bit ones where the
+/// instruction set has them).
 pub trait Isa: Copy {
     /// Prepared weight codes (see [`Isa::prep_w`]).
     type W: Copy;
@@ -62,8 +61,8 @@ pub trait Isa: Copy {
 #[derive(Clone, Copy)]
 pub struct Avx2;
 
-/// AVX-512 VNNI on 256-bit vectors (`vpdpbusd`, `vpdpwssd`, with AVX-512 BW/VL), which do not
-/// saturate, so every encoding goes through `vpdpbusd` directly.
+/// AVX-512 VNNI (`vpdpbusd`, `vpdpwssd`, with AVX-512 F/BW/VL), on 256- and 512-bit vectors.
+/// These do not saturate, so every encoding goes through `vpdpbusd` directly.
 #[derive(Clone, Copy)]
 pub struct Avx512Vnni;
 

@@ -1,11 +1,13 @@
-//! x86 SIMD kernels: AVX2 (+FMA, F16C) and AVX-512 VNNI (on 256-bit vectors, with BW/VL).
+//! x86 SIMD kernels for two instruction sets: AVX2 (+FMA, F16C), and AVX-512 VNNI (with F, BW,
+//! VL), which adds 512-bit row and many-column kernels to the 256-bit ones.
 //!
-//! The kernels are generic ([`tiles`] over [`isa::Isa`] and the formats in [`formats`]); this
-//! module stamps out one `#[target_feature]` entry point per instruction set and weight family,
-//! and maps weight types to them.
+//! The kernels are generic ([`tiles`], [`wide`], [`widek`] over [`isa::Isa`] and the formats in
+//! [`formats`]); this module stamps out one `#[target_feature]` entry point per instruction set
+//! and weight family, and maps weight types to them. [`quant`] has the activation quantizers.
 
 mod formats;
 mod isa;
+mod mem;
 pub mod quant;
 mod tiles;
 mod wide;

@@ -2,9 +2,6 @@
 //! backend): the same maximum, the same scalar divisions, products rounded to nearest with ties
 //! to even (`vroundps`/`vcvtps2dq` in the default rounding mode), and exact integer sums.
 
-#[cfg(target_arch = "x86")]
-use std::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 use crate::blocks::{f32_to_f16_bits, QK, QK_K};

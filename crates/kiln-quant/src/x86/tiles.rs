@@ -1,36 +1,36 @@
 //! Matmul kernels generic over the instruction set ([`Isa`]) and the weight format, and the
 //! driver that covers a whole `n_rows × m` output with them.
 //!
-//! Two shapes of work:
-//! * Tiles (`m >= 2`): `MR` weight rows against `NC` activation rows, `MR * NC = 8` dot products
-//!   (pair `p = r * NC + c`, one vector lane each). Per block each weight row's block is
-//!   decoded once and reused for the `NC` activations, and each activation block is loaded once
-//!   for the `MR` rows — that reuse is where the prompt-processing speed comes from. Shapes
-//!   `2×4` and `4×2`.
+//! Shapes of work, by the number `m` of activation rows (columns of the output):
 //! * Rows (`m = 1`, generation): one weight row at a time, eight consecutive blocks per step
-//!   (lane `j` for block `8i + j`). Walking a single row keeps the weight stream sequential,
-//!   which the hardware prefetchers serve far better than several interleaved row streams.
+//!   (lane `j` for block `8i + j`; on AVX-512 two blocks per 512-bit vector). Walking a single
+//!   row keeps the weight stream sequential, which the hardware prefetchers serve far better
+//!   than several interleaved row streams.
+//! * Tiles (`m` = 2..4, and remainders): `MR` weight rows against `NC` activation rows,
+//!   `MR * NC = 8` dot products (pair `p = r * NC + c`, one vector lane each). Per block each
+//!   weight row's block is decoded once and reused for the `NC` activations, and each
+//!   activation block is loaded once for the `MR` rows. Shapes `2×4` and `4×2`.
+//! * Many columns (prompts): activation columns in vector lanes, eight or sixteen at a time
+//!   ([`super::wide`] for the 32-element formats, [`super::widek`] for the K formats on
+//!   AVX-512), which needs no horizontal reduction per block.
 //!
-//! Exactness: for the quantized formats every block's integer sum is reduced exactly (the eight
-//! `i32` lanes of its vector summed into one lane), and only then do the float operations of the
-//! scalar reference run, lane-wise and without fused multiply-adds: block `b`'s term goes into
-//! partial sum `b % 8`, and the eight partial sums are combined as
-//! `((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`. Tiles keep the eight partial sums in
-//! eight vectors (lanes are pairs), rows in the eight lanes of one vector (lanes are blocks);
-//! both reproduce [`crate::scalar`] bit for bit. Float weights accumulate with FMA in `f32`
-//! lanes instead.
+//! Exactness: for the quantized formats every block's integer sum is formed exactly, and only
+//! then do the float operations of the scalar reference run, lane-wise and without fused
+//! multiply-adds: block `b`'s term goes into partial sum `b % 8`, and the eight partial sums are
+//! combined as `((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))`. Tiles and many-column kernels
+//! keep the eight partial sums in eight vectors (lanes are pairs or columns), rows in the eight
+//! lanes of one vector (lanes are blocks); all reproduce [`crate::scalar`] bit for bit. Float
+//! weights accumulate with FMA in `f32` lanes instead.
 //!
 //! Activation scales (`f16` or `f32` in each activation block) are converted once per group of
 //! columns into "scale planes" of `f32`, block-major (`plane[b * NC + c]`), so that a tile
 //! gets its `NC` column scales with one broadcast load and a row step its eight with one load.
 
-#[cfg(target_arch = "x86")]
-use std::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::formats::{load256, Fmt32, FmtF, FmtK};
+use super::formats::{Fmt32, FmtF, FmtK};
 use super::isa::Isa;
+use super::mem::{load256, read_f32, read_u16};
 use super::{wide, widek};
 use crate::blocks::{off, size, QK, QK_K};
 use std::marker::PhantomData;
@@ -120,16 +120,6 @@ unsafe fn tree8_horizontal(v: __m256) -> f32 {
     let quads = _mm256_add_ps(pairs, _mm256_permute_ps::<0b01_00_11_10>(pairs));
     let all = _mm256_add_ps(quads, _mm256_permute2f128_ps::<0x01>(quads, quads));
     _mm256_cvtss_f32(all)
-}
-
-#[inline(always)]
-unsafe fn read_u16(p: *const u8) -> u16 {
-    u16::from_le(std::ptr::read_unaligned(p as *const u16))
-}
-
-#[inline(always)]
-unsafe fn read_f32(p: *const u8) -> f32 {
-    f32::from_bits(u32::from_le(std::ptr::read_unaligned(p as *const u32)))
 }
 
 /// Per-pair lanes of per-row `f16` values: lane `r * NC + c` gets `rows[r]` widened.

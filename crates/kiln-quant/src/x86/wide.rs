@@ -15,27 +15,15 @@
 //! `-OFFSET * Σ y` (for code encodings with an offset). Columns are handled eight at a time
 //! (one 256-bit half of a group vector, of each plane).
 
-#[cfg(target_arch = "x86")]
-use std::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::formats::{load256, Fmt32};
+use super::formats::Fmt32;
 use super::isa::Isa;
+use super::mem::{load256, read_u16, read_u32};
 
 /// Bytes of repacked activations per block for `n` columns.
 pub const fn block_bytes(n: usize) -> usize {
     32 * n + 3 * 4 * n
-}
-
-#[inline(always)]
-unsafe fn read_u16(p: *const u8) -> u16 {
-    u16::from_le(std::ptr::read_unaligned(p as *const u16))
-}
-
-#[inline(always)]
-unsafe fn read_u32(p: *const u8) -> u32 {
-    u32::from_le(std::ptr::read_unaligned(p as *const u32))
 }
 
 /// Transposes eight vectors of eight `i32` (row `i` in `v[i]`) in place.
@@ -136,11 +124,8 @@ unsafe fn codes_bytes<I: Isa, F: Fmt32>(w: *const u8) -> [u8; 32] {
 #[inline(always)]
 pub unsafe fn block_term<I: Isa, F: Fmt32>(w: *const u8, xb: *const u8) -> __m256 {
     let codes = codes_bytes::<I, F>(w);
-    let mut acc = if I::uses_offset::<F>() {
-        _mm256_loadu_si256(xb.add(320) as *const __m256i)
-    } else {
-        _mm256_setzero_si256()
-    };
+    let mut acc =
+        if I::uses_offset::<F>() { _mm256_loadu_si256(xb.add(320) as *const __m256i) } else { _mm256_setzero_si256() };
     for g in 0..8 {
         // The four codes of group g, in every lane (a broadcast load).
         let wg = _mm256_set1_epi32(read_u32(codes.as_ptr().add(4 * g)) as i32);

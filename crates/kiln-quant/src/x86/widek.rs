@@ -11,26 +11,14 @@
 //! integer multiply applies the sub-block scale, and eight `vpdpwssd` against the `bsums` pairs
 //! give the bias. The float term is the scalar reference's, lane-wise.
 
-#[cfg(target_arch = "x86")]
-use std::arch::x86::*;
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use super::formats::{load256, FmtK};
+use super::formats::FmtK;
+use super::mem::{load256, read_f32, read_u16, read_u32};
 use crate::blocks::{off, size};
 
 /// Bytes of repacked activations per super-block.
 pub const BLOCK_BYTES: usize = 4096 + 512 + 64;
-
-#[inline(always)]
-unsafe fn read_u16(p: *const u8) -> u16 {
-    u16::from_le(std::ptr::read_unaligned(p as *const u16))
-}
-
-#[inline(always)]
-unsafe fn read_u32(p: *const u8) -> u32 {
-    u32::from_le(std::ptr::read_unaligned(p as *const u32))
-}
 
 /// Repacks super-blocks `0..blocks` of the sixteen `Q8_K` rows `x` into `out`
 /// (`blocks * BLOCK_BYTES` bytes).
@@ -61,9 +49,8 @@ pub unsafe fn repack(blocks: usize, x: &[*const u8; 16], out: *mut u8) {
             for (i, vi) in v.iter().enumerate() {
                 _mm256_storeu_si256(dst.add(4096 + 64 * i + 32 * h) as *mut __m256i, *vi);
             }
-            for c in 0..8 {
-                let d = std::ptr::read_unaligned(cols[c] as *const f32);
-                (dst.add(4608 + 4 * (8 * h + c)) as *mut f32).write_unaligned(d);
+            for (c, &col) in cols.iter().enumerate() {
+                (dst.add(4608 + 4 * (8 * h + c)) as *mut f32).write_unaligned(read_f32(col));
             }
         }
     }
