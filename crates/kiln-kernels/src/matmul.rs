@@ -72,28 +72,38 @@ pub fn matmul(pool: &ThreadPool, w: &QMatrix, x: &[f32], m: usize, y: &mut [f32]
     let w_row = w.row_bytes();
     let chunk = rows_per_task(w.rows, m, pool.n_threads());
     let n_tasks = w.rows.div_ceil(chunk);
-    // The kernel writes weight-row-major `[rows][m]`; for m = 1 that is already `y`.
-    let out: &mut [f32] = if m == 1 {
-        y
-    } else {
-        scratch.transposed.resize(w.rows * m, 0.0);
-        &mut scratch.transposed
-    };
-    let out_ptr = SyncPtr(out.as_mut_ptr());
+    // The kernel writes weight-row-major `[rows][m]`. For m = 1 that is already `y`; else
+    // each task writes its rows into its own part of `transposed` and then moves them into
+    // its columns of `y`, tile by tile so both sides stay in cache.
+    scratch.transposed.resize(if m == 1 { 0 } else { w.rows * m }, 0.0);
+    let staging = SyncPtr(scratch.transposed.as_mut_ptr());
+    let y_ptr = SyncPtr(y.as_mut_ptr());
+    let n_rows = w.rows;
     pool.run(n_tasks, |task| {
         let r0 = task * chunk;
-        let r1 = (r0 + chunk).min(w.rows);
-        // SAFETY: tasks own disjoint row ranges `r0..r1`, i.e. disjoint output ranges.
-        let dst = unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add(r0 * m), (r1 - r0) * m) };
-        kiln_quant::gemm(w.ty, w.cols, r1 - r0, &w.data[r0 * w_row..r1 * w_row], m, xq, dst);
-    });
-    if m > 1 {
-        for (r, row) in scratch.transposed.chunks_exact(m).enumerate() {
-            for (c, &v) in row.iter().enumerate() {
-                y[c * w.rows + r] = v;
+        let r1 = (r0 + chunk).min(n_rows);
+        let w_chunk = &w.data[r0 * w_row..r1 * w_row];
+        if m == 1 {
+            // SAFETY: tasks own disjoint row ranges `r0..r1`, i.e. disjoint output ranges.
+            let dst = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(r0), r1 - r0) };
+            kiln_quant::gemm(w.ty, w.cols, r1 - r0, w_chunk, 1, xq, dst);
+            return;
+        }
+        // SAFETY: as above, the staging range `r0 * m..r1 * m` belongs to this task alone.
+        let part = unsafe { std::slice::from_raw_parts_mut(staging.get().add(r0 * m), (r1 - r0) * m) };
+        kiln_quant::gemm(w.ty, w.cols, r1 - r0, w_chunk, m, xq, part);
+        const TILE: usize = 32;
+        for c0 in (0..m).step_by(TILE) {
+            let c1 = (c0 + TILE).min(m);
+            for r in r0..r1 {
+                let src = &part[(r - r0) * m..];
+                for c in c0..c1 {
+                    // SAFETY: element (c, r) of y lies in this task's columns r0..r1.
+                    unsafe { *y_ptr.get().add(c * n_rows + r) = src[c] };
+                }
             }
         }
-    }
+    });
 }
 
 #[cfg(test)]
