@@ -74,7 +74,7 @@ pub fn matmul(pool: &ThreadPool, w: &QMatrix, x: &[f32], m: usize, y: &mut [f32]
     let n_tasks = w.rows.div_ceil(chunk);
     // The kernel writes weight-row-major `[rows][m]`. For m = 1 that is already `y`; else
     // each task writes its rows into its own part of `transposed` and then moves them into
-    // its columns of `y`, tile by tile so both sides stay in cache.
+    // its columns of `y`, writing contiguous runs (the task's part stays in cache).
     scratch.transposed.resize(if m == 1 { 0 } else { w.rows * m }, 0.0);
     let staging = SyncPtr(scratch.transposed.as_mut_ptr());
     let y_ptr = SyncPtr(y.as_mut_ptr());
@@ -92,15 +92,12 @@ pub fn matmul(pool: &ThreadPool, w: &QMatrix, x: &[f32], m: usize, y: &mut [f32]
         // SAFETY: as above, the staging range `r0 * m..r1 * m` belongs to this task alone.
         let part = unsafe { std::slice::from_raw_parts_mut(staging.get().add(r0 * m), (r1 - r0) * m) };
         kiln_quant::gemm(w.ty, w.cols, r1 - r0, w_chunk, m, xq, part);
-        const TILE: usize = 32;
-        for c0 in (0..m).step_by(TILE) {
-            let c1 = (c0 + TILE).min(m);
-            for r in r0..r1 {
-                let src = &part[(r - r0) * m..];
-                for c in c0..c1 {
-                    // SAFETY: element (c, r) of y lies in this task's columns r0..r1.
-                    unsafe { *y_ptr.get().add(c * n_rows + r) = src[c] };
-                }
+        let y_base = y_ptr.get();
+        for c in 0..m {
+            // SAFETY: row c of y, columns r0..r1, belongs to this task alone.
+            let dst = unsafe { std::slice::from_raw_parts_mut(y_base.add(c * n_rows + r0), r1 - r0) };
+            for (d, src) in dst.iter_mut().zip(part[c..].iter().step_by(m)) {
+                *d = *src;
             }
         }
     });
