@@ -6,8 +6,8 @@
 use crate::block_manager::{BlockManager, OutOfBlocks};
 use crate::sampler::{Sampler, SamplingError, SamplingParams, StopMatcher};
 use crate::sequence::Sequence;
-use kiln_models::{Batch, KvCache, Model, ModelError, Scratch};
 use kiln_kernels::ThreadPool;
+use kiln_models::{Batch, KvCache, Model, ModelError, Scratch};
 use kiln_tokenizer::Tokenizer;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -47,7 +47,10 @@ fn model_path(file: &str) -> Option<PathBuf> {
         eprintln!("skipping: {} not found", path.display());
         return None;
     }
-    panic!("{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)", path.display());
+    panic!(
+        "{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)",
+        path.display()
+    );
 }
 
 fn engine(path: &std::path::Path) -> Engine {
@@ -107,7 +110,12 @@ fn check_model(model_file: &str, fixture_file: &str) {
             }
             stats.push((kiln_max, self_max));
             if top[0] - top[1] >= NEAR_TIE && kiln_kernels::ops::argmax(row) as u32 != top_ids[0] {
-                argmax_misses.push(format!("{prompt:?} position {i}: Kiln picks {} over {} (llama.cpp gap {})", kiln_kernels::ops::argmax(row), top_ids[0], top[0] - top[1]));
+                argmax_misses.push(format!(
+                    "{prompt:?} position {i}: Kiln picks {} over {} (llama.cpp gap {})",
+                    kiln_kernels::ops::argmax(row),
+                    top_ids[0],
+                    top[0] - top[1]
+                ));
             }
         }
         let (kiln_rms, self_rms) = ((kiln_sq / n as f64).sqrt(), (self_sq / n as f64).sqrt());
@@ -144,7 +152,14 @@ fn check_model(model_file: &str, fixture_file: &str) {
     eprintln!(
         "{model_file}: largest logit difference per position, 50/90/99/100th percentile: \
          Kiln {:.3} {:.3} {:.3} {:.3}; llama.cpp's own sequential run {:.3} {:.3} {:.3} {:.3}",
-        q(&k, 0.5), q(&k, 0.9), q(&k, 0.99), q(&k, 1.0), q(&l, 0.5), q(&l, 0.9), q(&l, 0.99), q(&l, 1.0)
+        q(&k, 0.5),
+        q(&k, 0.9),
+        q(&k, 0.99),
+        q(&k, 1.0),
+        q(&l, 0.5),
+        q(&l, 0.9),
+        q(&l, 0.99),
+        q(&l, 1.0)
     );
     assert!(q(&k, 0.99) <= Q99_RATIO * q(&l, 0.99) + 0.1, "99th percentile too high");
     let outliers = k.iter().filter(|&&d| d > MAX_DIFF).count();

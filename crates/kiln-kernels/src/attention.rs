@@ -251,13 +251,25 @@ mod tests {
     use super::*;
 
     /// Straightforward attention over contiguous f32 K/V of one sequence.
-    fn naive(q: &[f32], k: &[Vec<f32>], v: &[Vec<f32>], n_heads: usize, n_kv: usize, hd: usize, pos: usize, scale: f32, window: Option<usize>) -> Vec<f32> {
+    #[allow(clippy::too_many_arguments)] // a test reference: plain arguments read best
+    fn naive(
+        q: &[f32],
+        k: &[Vec<f32>],
+        v: &[Vec<f32>],
+        n_heads: usize,
+        n_kv: usize,
+        hd: usize,
+        pos: usize,
+        scale: f32,
+        window: Option<usize>,
+    ) -> Vec<f32> {
         let mut out = vec![0f32; n_heads * hd];
         let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
         for h in 0..n_heads {
             let kvh = h / (n_heads / n_kv);
             let qh: Vec<f32> = q[h * hd..(h + 1) * hd].iter().map(|&v| round_f16(v)).collect();
-            let mut s: Vec<f32> = (first..=pos).map(|p| vec::dot(&qh, &k[p][kvh * hd..(kvh + 1) * hd]) * scale).collect();
+            let mut s: Vec<f32> =
+                (first..=pos).map(|p| vec::dot(&qh, &k[p][kvh * hd..(kvh + 1) * hd]) * scale).collect();
             softmax_inplace(&mut s);
             s.iter_mut().for_each(|p| *p = round_f16(*p));
             for (j, p) in (first..=pos).enumerate() {
@@ -295,7 +307,8 @@ mod tests {
         }
         for window in [None, Some(3u32)] {
             let params = AttnParams { n_heads, scale: 0.35, window };
-            let queries: Vec<AttnQuery> = (0..n_pos).map(|p| AttnQuery { pos: p as u32, block_table: &table }).collect();
+            let queries: Vec<AttnQuery> =
+                (0..n_pos).map(|p| AttnQuery { pos: p as u32, block_table: &table }).collect();
             let q: Vec<f32> = qs.concat();
             let mut out = vec![0f32; q.len()];
             paged_attention(&pool, &layout, &layer, &params, &queries, &q, &mut out);

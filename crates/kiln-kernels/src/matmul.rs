@@ -139,7 +139,10 @@ mod tests {
                             wb.iter().map(|w| w.abs()).sum::<f32>() * step / 2.0
                         })
                         .sum();
-                    assert!((got - want).abs() <= bound * 1.01 + 1e-5, "m {m} r {r} c {c}: {got} vs {want} (bound {bound})");
+                    assert!(
+                        (got - want).abs() <= bound * 1.01 + 1e-5,
+                        "m {m} r {r} c {c}: {got} vs {want} (bound {bound})"
+                    );
                 }
             }
         }

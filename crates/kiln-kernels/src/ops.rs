@@ -102,11 +102,7 @@ fn gelu_tanh(x: f32) -> f32 {
 /// GELU (tanh form) of every f16 value, rounded to f16: ggml evaluates GELU through this table.
 fn gelu_table() -> &'static [f16] {
     static TABLE: OnceLock<Vec<f16>> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        (0..=u16::MAX)
-            .map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())))
-            .collect()
-    })
+    TABLE.get_or_init(|| (0..=u16::MAX).map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32()))).collect())
 }
 
 /// GELU-gated product used by Gemma's feed-forward blocks: `out = gelu(gate) * up`.

@@ -97,7 +97,8 @@ impl ThreadPool {
         // one before the epoch bump below. The pointer's lifetime is erased, but `run` does not
         // return before `pending` is 0 again, i.e. before every worker is done with it.
         unsafe {
-            *shared.job.get() = Some(std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(job) as *const Job);
+            *shared.job.get() =
+                Some(std::mem::transmute::<&(dyn Fn(usize) + Sync + '_), &'static Job>(job) as *const Job);
         }
         shared.n_tasks.store(n_tasks, Ordering::Relaxed);
         shared.next_task.store(0, Ordering::Relaxed);
@@ -144,7 +145,7 @@ fn run_tasks(shared: &Shared, job: &(dyn Fn(usize) + Sync + '_)) {
 #[inline]
 fn backoff(spins: &mut u32) {
     *spins = spins.wrapping_add(1);
-    if *spins % 128 == 0 {
+    if spins.is_multiple_of(128) {
         std::thread::yield_now();
     } else {
         std::hint::spin_loop();
@@ -171,12 +172,7 @@ fn worker_loop(shared: &Shared) {
             let guard = shared.lock.lock().unwrap_or_else(|e| e.into_inner());
             shared.sleepers.fetch_add(1, Ordering::SeqCst);
             if shared.epoch.load(Ordering::Acquire) == seen && !shared.shutdown.load(Ordering::Acquire) {
-                drop(
-                    shared
-                        .wake
-                        .wait_timeout(guard, Duration::from_millis(100))
-                        .unwrap_or_else(|e| e.into_inner()),
-                );
+                drop(shared.wake.wait_timeout(guard, Duration::from_millis(100)).unwrap_or_else(|e| e.into_inner()));
             }
             shared.sleepers.fetch_sub(1, Ordering::SeqCst);
         }

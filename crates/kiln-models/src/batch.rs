@@ -48,16 +48,20 @@ impl Batch {
         }
         for i in 0..n {
             if self.tokens[i] as usize >= vocab {
-                return Err(ModelError::BadBatch(format!("token id {} is outside the vocabulary of {vocab}", self.tokens[i])));
+                return Err(ModelError::BadBatch(format!(
+                    "token id {} is outside the vocabulary of {vocab}",
+                    self.tokens[i]
+                )));
             }
-            let table = self
-                .block_tables
-                .get(self.seq[i])
-                .ok_or_else(|| ModelError::BadBatch(format!("token {i} names sequence {} which has no block table", self.seq[i])))?;
+            let table = self.block_tables.get(self.seq[i]).ok_or_else(|| {
+                ModelError::BadBatch(format!("token {i} names sequence {} which has no block table", self.seq[i]))
+            })?;
             let logical = self.positions[i] as usize / block_size;
             match table.get(logical) {
                 Some(&b) if (b as usize) < n_blocks => {}
-                Some(&b) => return Err(ModelError::BadBatch(format!("block {b} is outside the cache of {n_blocks} blocks"))),
+                Some(&b) => {
+                    return Err(ModelError::BadBatch(format!("block {b} is outside the cache of {n_blocks} blocks")))
+                }
                 None => {
                     return Err(ModelError::BadBatch(format!(
                         "position {} of sequence {} has no KV block (table holds {})",

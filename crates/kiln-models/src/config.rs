@@ -98,19 +98,28 @@ impl ModelConfig {
         }
         let rope_dims = opt("rope.dimension_count")?.unwrap_or(head_dim);
         if rope_dims > head_dim || rope_dims % 2 != 0 {
-            return Err(ModelError::BadMetadata { key: key("rope.dimension_count"), problem: format!("{rope_dims} rotary dimensions for heads of {head_dim}") });
+            return Err(ModelError::BadMetadata {
+                key: key("rope.dimension_count"),
+                problem: format!("{rope_dims} rotary dimensions for heads of {head_dim}"),
+            });
         }
         let rope_freq_scale = match file.get_str(&key("rope.scaling.type"))? {
             None | Some("none") => 1.0,
             Some("linear") => {
                 let factor = file.get_f32(&key("rope.scaling.factor"))?.unwrap_or(1.0);
                 if !(factor > 0.0 && factor.is_finite()) {
-                    return Err(ModelError::BadMetadata { key: key("rope.scaling.factor"), problem: format!("factor {factor}") });
+                    return Err(ModelError::BadMetadata {
+                        key: key("rope.scaling.factor"),
+                        problem: format!("factor {factor}"),
+                    });
                 }
                 1.0 / factor
             }
             Some(other) => {
-                return Err(ModelError::BadMetadata { key: key("rope.scaling.type"), problem: format!("RoPE scaling '{other}' is not supported yet") })
+                return Err(ModelError::BadMetadata {
+                    key: key("rope.scaling.type"),
+                    problem: format!("RoPE scaling '{other}' is not supported yet"),
+                })
             }
         };
         let vocab_size = match opt("vocab_size")? {

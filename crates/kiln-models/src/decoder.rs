@@ -97,7 +97,14 @@ pub struct AttnSpec {
 /// Self-attention of a layer: `s.h` (normalised input) → `s.out` (before the residual add).
 /// Writes this step's keys and values into the cache first, so tokens of the same step see
 /// each other (causally).
-pub fn self_attention(ctx: &StepCtx, w: &AttnWeights, spec: &AttnSpec, layer: usize, kv: &mut KvCache, s: &mut Scratch) {
+pub fn self_attention(
+    ctx: &StepCtx,
+    w: &AttnWeights,
+    spec: &AttnSpec,
+    layer: usize,
+    kv: &mut KvCache,
+    s: &mut Scratch,
+) {
     let hd = spec.head_dim;
     ctx.linear(&w.wq, &s.h, &mut s.q, &mut s.mm);
     ctx.linear(&w.wk, &s.h, &mut s.k, &mut s.mm);
@@ -118,7 +125,13 @@ pub fn self_attention(ctx: &StepCtx, w: &AttnWeights, spec: &AttnSpec, layer: us
         spec.rope.apply(&mut s.q[t * q_row..(t + 1) * q_row], hd, pos);
         spec.rope.apply(&mut s.k[t * kv_row..(t + 1) * kv_row], hd, pos);
         let table = &batch.block_tables[batch.seq[t]];
-        cache.write(&layout, table, pos as usize, &s.k[t * kv_row..(t + 1) * kv_row], &s.v[t * kv_row..(t + 1) * kv_row]);
+        cache.write(
+            &layout,
+            table,
+            pos as usize,
+            &s.k[t * kv_row..(t + 1) * kv_row],
+            &s.v[t * kv_row..(t + 1) * kv_row],
+        );
     }
     let queries: Vec<AttnQuery> = (0..batch.len())
         .map(|t| AttnQuery { pos: batch.positions[t], block_table: &batch.block_tables[batch.seq[t]] })

@@ -5,7 +5,9 @@
 //! (GGUF stores Gemma's norm weights with the +1 already folded in, so plain RMSNorm applies.)
 
 use crate::config::ModelConfig;
-use crate::decoder::{feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx};
+use crate::decoder::{
+    feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx,
+};
 use crate::kv::KvCache;
 use crate::weights::{TensorLoader, Weight};
 use crate::ModelError;

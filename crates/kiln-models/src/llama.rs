@@ -2,7 +2,9 @@
 //! pre-norm blocks of RMSNorm → attention (RoPE, GQA) → residual → RMSNorm → SwiGLU → residual.
 
 use crate::config::ModelConfig;
-use crate::decoder::{feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx};
+use crate::decoder::{
+    feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx,
+};
 use crate::kv::KvCache;
 use crate::weights::{TensorLoader, Weight};
 use crate::ModelError;
@@ -65,7 +67,12 @@ impl Llama {
                 n_heads: cfg.n_heads,
                 n_kv_heads: cfg.n_kv_heads,
                 head_dim: hd,
-                rope: Rope { style: RopeStyle::Normal, n_dims: cfg.rope_dims, freq_base: cfg.rope_freq_base, freq_scale: cfg.rope_freq_scale },
+                rope: Rope {
+                    style: RopeStyle::Normal,
+                    n_dims: cfg.rope_dims,
+                    freq_base: cfg.rope_freq_base,
+                    freq_scale: cfg.rope_freq_scale,
+                },
                 rms_eps: cfg.rms_eps,
                 scale: 1.0 / (hd as f32).sqrt(),
                 window: None,

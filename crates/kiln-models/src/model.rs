@@ -82,7 +82,13 @@ impl Model {
 
     /// Runs one step: writes the batch's keys and values into `kv` and returns the logits of
     /// `batch.logits_for`, `[logits_for.len()][vocab]`.
-    pub fn forward(&self, pool: &ThreadPool, batch: &Batch, kv: &mut KvCache, scratch: &mut Scratch) -> Result<Vec<f32>, ModelError> {
+    pub fn forward(
+        &self,
+        pool: &ThreadPool,
+        batch: &Batch,
+        kv: &mut KvCache,
+        scratch: &mut Scratch,
+    ) -> Result<Vec<f32>, ModelError> {
         batch.validate(kv.layout.block_size, kv.layout.n_blocks, self.config.vocab_size)?;
         if batch.is_empty() {
             return Ok(Vec::new());

@@ -40,7 +40,11 @@ impl<'f> TensorLoader<'f> {
             .ok_or_else(|| ModelError::MissingTensor(name.to_string()))?;
         let t = &self.file.tensors()[idx];
         if t.dims != dims {
-            return Err(ModelError::BadShape { name: name.to_string(), expected: dims.to_vec(), found: t.dims.clone() });
+            return Err(ModelError::BadShape {
+                name: name.to_string(),
+                expected: dims.to_vec(),
+                found: t.dims.clone(),
+            });
         }
         Ok((idx, t.ggml_type))
     }

@@ -79,7 +79,11 @@ pub fn bench(args: BenchArgs) -> Result<()> {
     let cfg = model.config().clone();
     let model_size = model.file().file_size();
     let longest = args.n_prompt.iter().chain(&args.n_gen).copied().max().unwrap_or(0);
-    let mut engine = Engine::new(model, tokenizer, EngineConfig { n_threads: 1, num_ctx: longest.max(16), ..EngineConfig::default() })?;
+    let mut engine = Engine::new(
+        model,
+        tokenizer,
+        EngineConfig { n_threads: 1, num_ctx: longest.max(16), ..EngineConfig::default() },
+    )?;
     let mut records = Vec::new();
     let tests: Vec<(usize, usize)> = args
         .n_prompt
@@ -95,7 +99,13 @@ pub fn bench(args: BenchArgs) -> Result<()> {
         engine = engine.with_threads(n_threads);
         for &(n_prompt, n_gen) in &tests {
             let tokens = synthetic_tokens(n_prompt.max(n_gen), cfg.vocab_size);
-            let run = |engine: &mut Engine| if n_prompt > 0 { time_prompt(engine, &tokens) } else { time_generation(engine, &tokens) };
+            let run = |engine: &mut Engine| {
+                if n_prompt > 0 {
+                    time_prompt(engine, &tokens)
+                } else {
+                    time_generation(engine, &tokens)
+                }
+            };
             run(&mut engine)?; // warm-up, as llama-bench does
             let mut secs = Vec::with_capacity(args.repetitions);
             for _ in 0..args.repetitions {

@@ -22,7 +22,9 @@ impl PromptBuilder {
         let text_of = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
         let (bos, eos) = (text_of(tok.bos()), text_of(tok.eos()));
         let source = match &args.template {
-            Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?),
+            Some(path) => {
+                Some(std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?)
+            }
             None => engine.model().file().get_str("tokenizer.chat_template")?.map(str::to_string),
         };
         let template = match source {
@@ -135,7 +137,12 @@ fn read_message(input: &mut impl BufRead) -> Result<Option<String>> {
 
 /// Prompt tokens for the conversation, dropping the oldest turns (never the system message)
 /// until the prompt leaves room for an answer within the context.
-fn fit_history(builder: &PromptBuilder, tok: &Tokenizer, messages: &mut Vec<ChatMessage>, num_ctx: usize) -> Result<Vec<u32>> {
+fn fit_history(
+    builder: &PromptBuilder,
+    tok: &Tokenizer,
+    messages: &mut Vec<ChatMessage>,
+    num_ctx: usize,
+) -> Result<Vec<u32>> {
     // Keep at least a quarter of the context for the answer.
     let budget = num_ctx - num_ctx / 4;
     loop {
@@ -145,7 +152,10 @@ fn fit_history(builder: &PromptBuilder, tok: &Tokenizer, messages: &mut Vec<Chat
         }
         let first_turn = usize::from(messages.first().is_some_and(|m| m.role == "system"));
         if messages.len() - first_turn <= 1 {
-            bail!("the message has {} tokens, more than the context of {num_ctx} allows; raise --num-ctx", tokens.len());
+            bail!(
+                "the message has {} tokens, more than the context of {num_ctx} allows; raise --num-ctx",
+                tokens.len()
+            );
         }
         // Drop the oldest user turn and the answer that followed it.
         messages.remove(first_turn);

@@ -16,7 +16,7 @@ pub fn load_model(path: &Path) -> Result<(Model, Tokenizer, Duration)> {
     let interactive = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let mut last_pct = u64::MAX;
     let mut progress = |done: u64, total: u64| {
-        let pct = if total == 0 { 100 } else { done * 100 / total };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         if interactive && pct != last_pct {
             last_pct = pct;
             eprint!("\rloading {name} {pct:3}%");
@@ -27,13 +27,15 @@ pub fn load_model(path: &Path) -> Result<(Model, Tokenizer, Duration)> {
     if interactive {
         eprint!("\r\x1b[2K");
     }
-    let tokenizer = Tokenizer::from_gguf(model.file()).with_context(|| format!("reading the tokenizer of {}", path.display()))?;
+    let tokenizer =
+        Tokenizer::from_gguf(model.file()).with_context(|| format!("reading the tokenizer of {}", path.display()))?;
     Ok((model, tokenizer, start.elapsed()))
 }
 
 /// An engine over a freshly loaded model.
 pub fn load_engine(path: &Path, threads: Option<usize>, num_ctx: usize) -> Result<(Engine, Duration)> {
     let (model, tokenizer, took) = load_model(path)?;
-    let config = EngineConfig { n_threads: threads.unwrap_or_else(default_threads).max(1), num_ctx, ..EngineConfig::default() };
+    let config =
+        EngineConfig { n_threads: threads.unwrap_or_else(default_threads).max(1), num_ctx, ..EngineConfig::default() };
     Ok((Engine::new(model, tokenizer, config)?, took))
 }
