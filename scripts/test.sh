@@ -8,4 +8,4 @@ scripts/fetch-models.sh all >/dev/null
 export KILN_TEST_MODELS="${KILN_CACHE:-$HOME/.cache/kiln}/models"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+cargo test --workspace --locked --no-fail-fast

@@ -55,16 +55,16 @@ pub struct RunArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {
     /// Randomness of sampling; 0 picks the most likely token every time.
-    #[arg(long, default_value_t = 0.8)]
+    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
     pub temperature: f32,
     /// Sample among the k most likely tokens (0 = all).
     #[arg(long, default_value_t = 40)]
     pub top_k: usize,
     /// Sample among the most likely tokens whose probabilities add up to p.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
     pub top_p: f32,
     /// Drop tokens less likely than min_p times the most likely one.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub min_p: f32,
     /// Random seed; the same seed gives the same answer.
     #[arg(long)]
@@ -76,16 +76,16 @@ pub struct SamplingArgs {
     #[arg(long, default_value_t = 4096)]
     pub num_ctx: usize,
     /// Penalty for repeating recent tokens (1 = off).
-    #[arg(long, default_value_t = 1.1)]
+    #[arg(long, default_value_t = 1.1, allow_negative_numbers = true)]
     pub repeat_penalty: f32,
     /// How many recent tokens the repeat penalty looks at.
     #[arg(long, default_value_t = 64)]
     pub repeat_last_n: usize,
     /// Penalty for tokens that appeared at all (OpenAI's presence_penalty).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub presence_penalty: f32,
     /// Penalty growing with how often a token appeared (OpenAI's frequency_penalty).
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub frequency_penalty: f32,
     /// Stop before this text (repeatable).
     #[arg(long)]
