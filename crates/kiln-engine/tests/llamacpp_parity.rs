@@ -16,8 +16,8 @@
 //! llama.cpp's batched run no more than llama.cpp's own sequential run does:
 //!   - per prompt, RMS difference ≤ `RMS_RATIO` × llama.cpp's own + 0.05;
 //!   - over all positions, the 99th percentile of the per-position largest difference
-//!     ≤ `Q99_RATIO` × llama.cpp's own + 0.1, and no more than `OUTLIER_SHARE` of the
-//!     positions differ by more than `MAX_DIFF` anywhere;
+//!     ≤ `Q99_RATIO` × llama.cpp's own + 0.1, and at most `OUTLIER_SHARE` of the positions
+//!     differ by more than llama.cpp's own largest difference;
 //!   - Kiln's argmax equals llama.cpp's wherever llama.cpp's top-2 gap is at least
 //!     `NEAR_TIE` (0.5: below the largest single-logit wobble of llama.cpp itself, above
 //!     its typical one).
@@ -31,8 +31,7 @@ use std::path::PathBuf;
 
 const RMS_RATIO: f64 = 1.5;
 const Q99_RATIO: f32 = 1.25;
-const MAX_DIFF: f32 = 2.0;
-const OUTLIER_SHARE: f64 = 0.005;
+const OUTLIER_SHARE: f64 = 0.01;
 const NEAR_TIE: f32 = 0.5;
 
 fn model_path(file: &str) -> Option<PathBuf> {
@@ -162,8 +161,13 @@ fn check_model(model_file: &str, fixture_file: &str) {
         q(&l, 1.0)
     );
     assert!(q(&k, 0.99) <= Q99_RATIO * q(&l, 0.99) + 0.1, "99th percentile too high");
-    let outliers = k.iter().filter(|&&d| d > MAX_DIFF).count();
-    assert!(outliers as f64 <= OUTLIER_SHARE * k.len() as f64, "{outliers} positions differ by more than {MAX_DIFF}");
+    let own_worst = q(&l, 1.0);
+    let outliers = k.iter().filter(|&&d| d > own_worst).count();
+    assert!(
+        outliers as f64 <= OUTLIER_SHARE * k.len() as f64,
+        "{outliers} of {} positions differ by more than llama.cpp's own largest difference {own_worst}",
+        k.len()
+    );
     assert!(argmax_misses.is_empty(), "argmax differs where llama.cpp is sure:\n{}", argmax_misses.join("\n"));
     for line in report {
         eprintln!("  {line}");
