@@ -46,7 +46,10 @@ pub struct MatmulScratch {
 /// Weight rows per task for a product with `m` activation rows: enough work per task to
 /// amortise the hand-out, small enough that both threads finish together.
 fn rows_per_task(rows: usize, m: usize, n_threads: usize) -> usize {
-    let per_thread = rows.div_ceil(n_threads * 4);
+    // A generation step (m = 1) over a small matrix lasts microseconds: one task per thread
+    // keeps the hand-out cost down. Larger products take four per thread to balance load.
+    let tasks_per_thread = if m == 1 { 1 } else { 4 };
+    let per_thread = rows.div_ceil(n_threads * tasks_per_thread);
     let min = if m == 1 { 16 } else { 4 };
     per_thread.max(min).min(rows.max(1))
 }
@@ -150,7 +153,7 @@ mod tests {
 
     #[test]
     fn task_sizes() {
-        assert_eq!(rows_per_task(576, 1, 2), 72);
+        assert_eq!(rows_per_task(576, 1, 2), 288);
         assert_eq!(rows_per_task(10, 1, 2), 10);
         assert_eq!(rows_per_task(49152, 64, 2), 6144);
     }

@@ -182,3 +182,21 @@ fn bad_input_gets_clear_errors() {
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("context size of 64"), "{}", text(&out.stderr));
 }
+
+#[test]
+fn gemma3_chat_through_a_given_template() {
+    let Some(m) = model("gemma-3-270m-q4_k_m.gguf") else { return };
+    let template =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kiln-engine/tests/fixtures/templates/gemma3.jinja");
+    let args =
+        ["run", m.to_str().unwrap(), "What is the capital of France?", "--temperature", "0", "--num-predict", "24"];
+    let mut with_template = args.to_vec();
+    with_template.extend(["--template", template.to_str().unwrap()]);
+    let out = kiln(&with_template, None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!text(&out.stdout).trim().is_empty());
+    // Without one, the base model's file has no template: the prompt goes as is, with a note.
+    let plain = kiln(&args, None);
+    assert!(text(&plain.stderr).contains("no chat template"), "{}", text(&plain.stderr));
+    assert_ne!(plain.stdout, out.stdout);
+}

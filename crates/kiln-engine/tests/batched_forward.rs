@@ -1,0 +1,72 @@
+//! The forward pass over a flat batch of several sequences gives each sequence the logits it
+//! gets alone: tokens of different sequences never see each other's keys and values, and
+//! positions and block tables are per sequence.
+
+use kiln_kernels::ThreadPool;
+use kiln_models::{Batch, Model, Scratch};
+use std::path::PathBuf;
+
+fn model_path(file: &str) -> Option<PathBuf> {
+    let dir = std::env::var_os("KILN_TEST_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln/models"));
+    let path = dir.join(file);
+    if path.exists() {
+        return Some(path);
+    }
+    if std::env::var_os("KILN_SKIP_MODEL_TESTS").is_some() {
+        eprintln!("skipping: {} not found", path.display());
+        return None;
+    }
+    panic!(
+        "{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)",
+        path.display()
+    );
+}
+
+fn check(file: &str) {
+    let Some(path) = model_path(file) else { return };
+    let model = Model::load(&path, &mut |_, _| {}).unwrap();
+    let pool = ThreadPool::new(2);
+    let vocab = model.config().vocab_size;
+    let a: Vec<u32> = vec![10, 200, 3000, 45, 6, 700, 80, 9, 1000, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+    let b: Vec<u32> = vec![500, 4, 33, 2222, 1];
+    // Alone: each sequence in its own cache, blocks 0.. in order.
+    let alone = |tokens: &[u32]| {
+        let mut kv = model.new_kv_cache(8, 16);
+        let mut batch = Batch::single(tokens, 0, vec![0, 1]);
+        batch.logits_for = (0..tokens.len()).collect();
+        model.forward(&pool, &batch, &mut kv, &mut Scratch::default()).unwrap()
+    };
+    let (la, lb) = (alone(&a), alone(&b));
+    // Together: one batch, interleaved tokens, scattered blocks (a: 5, 2; b: 7).
+    let mut kv = model.new_kv_cache(8, 16);
+    let mut batch = Batch { block_tables: vec![vec![5, 2], vec![7]], ..Batch::default() };
+    let order: Vec<(usize, usize)> =
+        (0..a.len().max(b.len())).flat_map(|i| [(0, i), (1, i)]).filter(|&(s, i)| i < [a.len(), b.len()][s]).collect();
+    for &(s, i) in &order {
+        batch.tokens.push([&a, &b][s][i]);
+        batch.positions.push(i as u32);
+        batch.seq.push(s);
+    }
+    batch.logits_for = (0..order.len()).collect();
+    let together = model.forward(&pool, &batch, &mut kv, &mut Scratch::default()).unwrap();
+    for (row, &(s, i)) in order.iter().enumerate() {
+        let got = &together[row * vocab..(row + 1) * vocab];
+        let want = &[&la, &lb][s][i * vocab..(i + 1) * vocab];
+        let worst = got.iter().zip(want).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        // Same arithmetic, but each matrix product now quantizes a different set of rows
+        // together and attention tiles differ: allow float-noise-level differences only.
+        assert!(worst < 1e-3, "{file}: sequence {s} position {i} differs by {worst}");
+    }
+}
+
+#[test]
+fn smollm2_batch_of_two_sequences() {
+    check("SmolLM2-135M-Instruct.Q4_1.gguf");
+}
+
+#[test]
+fn gemma3_batch_of_two_sequences() {
+    check("gemma-3-270m-q4_k_m.gguf");
+}
