@@ -18,9 +18,11 @@
 //!   - over all positions, the 99th percentile of the per-position largest difference
 //!     ≤ `Q99_RATIO` × llama.cpp's own + 0.1, and at most `OUTLIER_SHARE` of the positions
 //!     differ by more than llama.cpp's own largest difference;
-//!   - Kiln's argmax equals llama.cpp's wherever llama.cpp's top-2 gap is at least
-//!     `NEAR_TIE` (0.5: below the largest single-logit wobble of llama.cpp itself, above
-//!     its typical one).
+//!   - Kiln's argmax equals llama.cpp's wherever the position is not a near-tie, and greedy
+//!     text is identical up to the first near-tie. A near-tie is a top-2 gap that noise of
+//!     llama.cpp's own size can close: each of the two logits may move by as much as
+//!     llama.cpp's two runs disagree at that position (the largest difference among the
+//!     recorded logits), so the gap may shrink by twice that; never less than `NEAR_TIE`.
 
 use kiln_engine::sampler::SamplingParams;
 use kiln_engine::{Engine, EngineConfig, GenerateOptions, Sequence};
@@ -90,6 +92,7 @@ fn check_model(model_file: &str, fixture_file: &str) {
         let all: Vec<u32> = prompt_tokens.iter().chain(&greedy).copied().collect();
         let logits = engine.logits_all(&all).unwrap();
         let (mut kiln_sq, mut self_sq, mut n) = (0f64, 0f64, 0usize);
+        let mut margins = Vec::new();
         for (i, pos) in case["teacher_forced"].as_array().unwrap().iter().enumerate() {
             let row = &logits[prompt_tokens.len() - 1 + i];
             let top_ids = ids(&pos["top_ids"]);
@@ -108,7 +111,8 @@ fn check_model(model_file: &str, fixture_file: &str) {
                 n += 1;
             }
             stats.push((kiln_max, self_max));
-            if top[0] - top[1] >= NEAR_TIE && kiln_kernels::ops::argmax(row) as u32 != top_ids[0] {
+            margins.push((2.0 * self_max).max(NEAR_TIE));
+            if top[0] - top[1] >= margins[i] && kiln_kernels::ops::argmax(row) as u32 != top_ids[0] {
                 argmax_misses.push(format!(
                     "{prompt:?} position {i}: Kiln picks {} over {} (llama.cpp gap {})",
                     kiln_kernels::ops::argmax(row),
@@ -133,7 +137,7 @@ fn check_model(model_file: &str, fixture_file: &str) {
         engine.set_tokens(&mut seq, &prompt_tokens).unwrap();
         let stats = engine.generate(&mut seq, &opts, &mut |_| true).unwrap();
         engine.release(&mut seq);
-        let first_tie = gaps.iter().position(|&g| g < NEAR_TIE).unwrap_or(greedy.len());
+        let first_tie = gaps.iter().zip(&margins).position(|(g, m)| g < m).unwrap_or(greedy.len());
         let agree = stats.generated.iter().zip(&greedy).take_while(|(a, b)| a == b).count();
         // An end-of-generation token ends Kiln's run; llama.cpp's fixture continues past it.
         let kiln_stopped = stats.generated.len() < greedy.len() && agree == stats.generated.len();

@@ -167,38 +167,35 @@ pub fn paged_attention(
                 *d = round_f16(v);
             }
         }
-        let mut scores = vec![f32::NEG_INFINITY; rows * n_keys];
-        let mut buf = vec![0f32; hd];
-        for p in lo..=hi {
-            let off = layout.slot_offset(table, p) + kvh * hd;
-            layer.k[off..off + hd].convert_to_f32_slice(&mut buf);
+        let mut acc = vec![0f32; rows * hd];
+        SCRATCH.with(|cell| {
+            let mut scratch = cell.borrow_mut();
+            let (kv_f32, scores) = scratch.buffers(n_keys * hd, rows * n_keys);
+            // Scores: the tile's queries against its keys, as one small matrix product.
+            for p in lo..=hi {
+                let off = layout.slot_offset(table, p) + kvh * hd;
+                layer.k[off..off + hd].convert_to_f32_slice(&mut kv_f32[(p - lo) * hd..(p - lo + 1) * hd]);
+            }
+            vec::gemm_nt(&vec::MatShape { rows, inner: hd, cols: n_keys }, &qs, kv_f32, scores);
             for r in 0..rows {
                 let (a, b) = row_range(r);
-                if (a..=b).contains(&p) {
-                    scores[r * n_keys + p - lo] = vec::dot(&qs[r * hd..(r + 1) * hd], &buf) * params.scale;
+                let row = &mut scores[r * n_keys..(r + 1) * n_keys];
+                // Keys outside this row's causal window get no weight.
+                row[..a - lo].fill(0.0);
+                row[b + 1 - lo..].fill(0.0);
+                let seen = &mut row[a - lo..b + 1 - lo];
+                vec::scale(seen, params.scale);
+                softmax_inplace(seen);
+                for v in seen.iter_mut() {
+                    *v = round_f16(*v);
                 }
             }
-        }
-        for r in 0..rows {
-            let (a, b) = row_range(r);
-            let row = &mut scores[r * n_keys + a - lo..r * n_keys + b + 1 - lo];
-            softmax_inplace(row);
-            for v in row.iter_mut() {
-                *v = round_f16(*v);
+            for p in lo..=hi {
+                let off = layout.slot_offset(table, p) + kvh * hd;
+                layer.v[off..off + hd].convert_to_f32_slice(&mut kv_f32[(p - lo) * hd..(p - lo + 1) * hd]);
             }
-        }
-        let mut acc = vec![0f32; rows * hd];
-        for p in lo..=hi {
-            let off = layout.slot_offset(table, p) + kvh * hd;
-            layer.v[off..off + hd].convert_to_f32_slice(&mut buf);
-            for r in 0..rows {
-                let w = scores[r * n_keys + p - lo];
-                // Masked positions hold -inf before the softmax and are skipped after it.
-                if w.is_finite() && w != 0.0 {
-                    vec::axpy(w, &buf, &mut acc[r * hd..(r + 1) * hd]);
-                }
-            }
-        }
+            vec::gemm_nn_acc(&vec::MatShape { rows, inner: n_keys, cols: hd }, scores, kv_f32, &mut acc);
+        });
         for (i, t) in tile.clone().enumerate() {
             for g in 0..group {
                 let h = kvh * group + g;
@@ -210,6 +207,30 @@ pub fn paged_attention(
             }
         }
     });
+}
+
+/// Per-thread buffers of attention tasks, kept between calls: a long context needs megabytes
+/// of converted keys, too much to allocate for every task of every layer.
+#[derive(Default)]
+struct AttnScratch {
+    kv: Vec<f32>,
+    scores: Vec<f32>,
+}
+
+impl AttnScratch {
+    fn buffers(&mut self, kv: usize, scores: usize) -> (&mut [f32], &mut [f32]) {
+        if self.kv.len() < kv {
+            self.kv.resize(kv, 0.0);
+        }
+        if self.scores.len() < scores {
+            self.scores.resize(scores, 0.0);
+        }
+        (&mut self.kv[..kv], &mut self.scores[..scores])
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<AttnScratch> = std::cell::RefCell::new(AttnScratch::default());
 }
 
 /// `v` rounded to the nearest f16 value.
