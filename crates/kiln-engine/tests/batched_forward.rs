@@ -4,28 +4,9 @@
 
 use kiln_kernels::ThreadPool;
 use kiln_models::{Batch, Model, Scratch};
-use std::path::PathBuf;
-
-fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("KILN_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln/models"));
-    let path = dir.join(file);
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("KILN_SKIP_MODEL_TESTS").is_some() {
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    }
-    panic!(
-        "{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)",
-        path.display()
-    );
-}
 
 fn check(file: &str) {
-    let Some(path) = model_path(file) else { return };
+    let Some(path) = kiln_testdata::model_path(file) else { return };
     let model = Model::load(&path, &mut |_, _| {}).unwrap();
     let pool = ThreadPool::new(2);
     let vocab = model.config().vocab_size;

@@ -36,24 +36,6 @@ const Q99_RATIO: f32 = 1.25;
 const OUTLIER_SHARE: f64 = 0.01;
 const NEAR_TIE: f32 = 0.5;
 
-fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("KILN_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln/models"));
-    let path = dir.join(file);
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("KILN_SKIP_MODEL_TESTS").is_some() {
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    }
-    panic!(
-        "{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)",
-        path.display()
-    );
-}
-
 fn engine(path: &std::path::Path) -> Engine {
     let model = Model::load(path, &mut |_, _| {}).expect("model loads");
     let tokenizer = Tokenizer::from_gguf(model.file()).expect("tokenizer loads");
@@ -74,7 +56,7 @@ fn floats(v: &Value) -> Vec<f32> {
 }
 
 fn check_model(model_file: &str, fixture_file: &str) {
-    let Some(path) = model_path(model_file) else { return };
+    let Some(path) = kiln_testdata::model_path(model_file) else { return };
     let mut engine = engine(&path);
     let fx = fixture(fixture_file);
     let fixed_ids = ids(&fx["fixed_ids"]);

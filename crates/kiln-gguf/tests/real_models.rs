@@ -1,25 +1,9 @@
 //! Reads real model files, when they are present.
 //!
-//! The directory comes from `KILN_TEST_MODELS` (default `$HOME/.cache/kiln/models`). A missing
-//! file skips its test with a note rather than failing, so the suite runs anywhere.
-
-use std::path::PathBuf;
+//! `kiln_testdata` says where they are (and fails a test whose model is missing unless model
+//! tests are skipped).
 
 use kiln_gguf::{GgmlType, GgufFile};
-
-fn model_path(file: &str) -> Option<PathBuf> {
-    let dir = match std::env::var_os("KILN_TEST_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(std::env::var_os("HOME")?).join(".cache/kiln/models"),
-    };
-    let path = dir.join(file);
-    if path.is_file() {
-        Some(path)
-    } else {
-        eprintln!("note: {} not found; skipping (set KILN_TEST_MODELS)", path.display());
-        None
-    }
-}
 
 /// Checks that hold for any well-formed model file.
 fn check_common(f: &GgufFile) {
@@ -44,7 +28,7 @@ fn check_common(f: &GgufFile) {
 
 #[test]
 fn smollm2_135m_q4_1() {
-    let Some(path) = model_path("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+    let Some(path) = kiln_testdata::model_path("SmolLM2-135M-Instruct.Q4_1.gguf") else {
         return;
     };
     let f = GgufFile::open(&path).unwrap();
@@ -64,7 +48,7 @@ fn smollm2_135m_q4_1() {
 
 #[test]
 fn gemma3_270m_q4_k_m() {
-    let Some(path) = model_path("gemma-3-270m-q4_k_m.gguf") else {
+    let Some(path) = kiln_testdata::model_path("gemma-3-270m-q4_k_m.gguf") else {
         return;
     };
     let f = GgufFile::open(&path).unwrap();

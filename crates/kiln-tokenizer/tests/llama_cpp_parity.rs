@@ -6,46 +6,17 @@
 //! `scripts/fetch-models.sh`, or set `KILN_SKIP_MODEL_TESTS=1` to skip these tests.
 
 use std::path::PathBuf;
-use std::time::Instant;
 
 use kiln_tokenizer::Tokenizer;
 use serde_json::Value;
 
-const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
-const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
-
-fn models_dir() -> PathBuf {
-    match std::env::var_os("KILN_TEST_MODELS") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let home = std::env::var_os("HOME").unwrap_or_default();
-            PathBuf::from(home).join(".cache/kiln/models")
-        }
-    }
-}
+use kiln_testdata::{GEMMA3, SMOLLM2};
 
 /// Loads the model's tokenizer, or `None` when model tests are skipped.
 fn load(file: &str) -> Option<Tokenizer> {
-    let path = models_dir().join(file);
-    if !path.exists() {
-        if std::env::var("KILN_SKIP_MODEL_TESTS").as_deref() == Ok("1") {
-            eprintln!("skipping: {} not found (KILN_SKIP_MODEL_TESTS=1)", path.display());
-            return None;
-        }
-        panic!(
-            "test model {} not found: run scripts/fetch-models.sh (and set KILN_TEST_MODELS to \
-             its models directory if it is not ~/.cache/kiln/models), or set \
-             KILN_SKIP_MODEL_TESTS=1 to skip model tests",
-            path.display()
-        );
-    }
+    let path = kiln_testdata::model_path(file)?;
     let gguf = kiln_gguf::GgufFile::open(&path).expect("model file parses");
-    let start = Instant::now();
-    let tok = Tokenizer::from_gguf(&gguf).expect("tokenizer builds");
-    let took = start.elapsed();
-    eprintln!("{file}: tokenizer built in {took:?}");
-    assert!(took.as_secs_f64() < 2.0, "building the tokenizer took {took:?}");
-    Some(tok)
+    Some(Tokenizer::from_gguf(&gguf).expect("tokenizer builds"))
 }
 
 fn fixture(name: &str) -> Value {
@@ -248,29 +219,11 @@ fn streaming_holds_back_partial_characters() {
     }
 }
 
-/// A long prompt (about 1000 tokens) encodes in milliseconds.
-#[test]
-fn long_prompt_is_fast() {
-    for file in [SMOLLM2, GEMMA3] {
-        let Some(tok) = load(file) else { continue };
-        let text: String = corpus().into_iter().take(120).collect::<Vec<_>>().join("\n");
-        let start = Instant::now();
-        let ids = tok.encode(&text, true, true);
-        let took = start.elapsed();
-        eprintln!("{file}: {} tokens in {took:?}", ids.len());
-        assert!(ids.len() > 1000);
-        assert!(took.as_millis() < 200, "encoding {} tokens took {took:?}", ids.len());
-    }
-}
-
 /// The same vocabularies with metadata overridden (other pre-tokenizers, a space prefix), as
 /// recorded by `scripts/gen-tokenizer-fixtures.py --variant`: covers pre-tokenizers of models
 /// that are not at hand.
 fn check_variants(file: &str, fixture_name: &str) {
-    let path = models_dir().join(file);
-    if load(file).is_none() {
-        return;
-    }
+    let Some(path) = kiln_testdata::model_path(file) else { return };
     let gguf = kiln_gguf::GgufFile::open(&path).expect("model file parses");
     let base = kiln_tokenizer::VocabSpec::from_gguf(&gguf).expect("metadata reads");
     let fx = fixture(fixture_name);

@@ -4,26 +4,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-fn model(file: &str) -> Option<PathBuf> {
-    let dir = std::env::var_os("KILN_TEST_MODELS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln/models"));
-    let path = dir.join(file);
-    if path.exists() {
-        return Some(path);
-    }
-    if std::env::var_os("KILN_SKIP_MODEL_TESTS").is_some() {
-        eprintln!("skipping: {} not found", path.display());
-        return None;
-    }
-    panic!(
-        "{} not found: run scripts/fetch-models.sh (or set KILN_TEST_MODELS, or KILN_SKIP_MODEL_TESTS=1)",
-        path.display()
-    );
-}
-
 fn smollm() -> Option<PathBuf> {
-    model("SmolLM2-135M-Instruct.Q4_1.gguf")
+    kiln_testdata::model_path(kiln_testdata::SMOLLM2)
 }
 
 fn kiln(args: &[&str], stdin: Option<&str>) -> Output {
@@ -185,7 +167,7 @@ fn bad_input_gets_clear_errors() {
 
 #[test]
 fn gemma3_chat_through_a_given_template() {
-    let Some(m) = model("gemma-3-270m-q4_k_m.gguf") else { return };
+    let Some(m) = kiln_testdata::model_path(kiln_testdata::GEMMA3) else { return };
     let template =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kiln-engine/tests/fixtures/templates/gemma3.jinja");
     let args =

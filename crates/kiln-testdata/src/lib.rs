@@ -1,0 +1,41 @@
+//! Where the tests find the real models that `scripts/fetch-models.sh` fetches.
+//!
+//! The directory is `$KILN_TEST_MODELS`, else `$KILN_CACHE/models`, else
+//! `~/.cache/kiln/models`. A missing model fails the test with the command that fetches it,
+//! unless `KILN_SKIP_MODEL_TESTS` is set: a suite that silently skips would prove nothing.
+
+use std::path::PathBuf;
+
+/// The default model: llama architecture, GPT-2-style BPE, Q4_1 weights.
+pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
+/// gemma3 architecture, SentencePiece vocabulary, Q4_K/Q5_0/Q6_K/Q8_0 weights.
+pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
+
+/// Directory holding the test models.
+pub fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KILN_TEST_MODELS") {
+        return PathBuf::from(dir);
+    }
+    if let Some(cache) = std::env::var_os("KILN_CACHE") {
+        return PathBuf::from(cache).join("models");
+    }
+    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache/kiln/models")
+}
+
+/// Path of model `file`, or `None` (with a note) when it is missing and model tests are
+/// skipped. Panics when it is missing otherwise.
+pub fn model_path(file: &str) -> Option<PathBuf> {
+    let path = models_dir().join(file);
+    if path.is_file() {
+        return Some(path);
+    }
+    if std::env::var_os("KILN_SKIP_MODEL_TESTS").is_some() {
+        eprintln!("skipping: {} not found (KILN_SKIP_MODEL_TESTS is set)", path.display());
+        return None;
+    }
+    panic!(
+        "test model {} not found: run scripts/fetch-models.sh (and set KILN_TEST_MODELS if the models are elsewhere), \
+         or set KILN_SKIP_MODEL_TESTS=1 to skip tests that need real models",
+        path.display()
+    );
+}
