@@ -3,9 +3,10 @@
 //! The lowest-ranked adjacent pair is merged first; among equal ranks the leftmost pair wins.
 //! That order (not just the set of merges) decides the output, so it is kept exactly.
 
-use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::cmp::Reverse;
+use std::collections::HashMap;
 
+use crate::merge::merge;
 use crate::vocab::Vocab;
 
 /// Merge ranks keyed by the merge line `"left right"`.
@@ -37,35 +38,6 @@ impl Merges {
     }
 }
 
-#[derive(Clone, Copy, Debug)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
-
-#[derive(Debug, PartialEq, Eq)]
-struct Pair {
-    rank: u32,
-    left: usize,
-    right: usize,
-    len: usize,
-}
-
-impl Ord for Pair {
-    /// Max-heap order: lower rank first, then the leftmost pair.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.rank.cmp(&self.rank).then(other.left.cmp(&self.left))
-    }
-}
-
-impl PartialOrd for Pair {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
 /// How symbols that are not tokens after merging are spelled as byte tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum ByteTokens {
@@ -90,43 +62,11 @@ pub(crate) fn encode_word(
             return;
         }
     }
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(word.len());
-    for (i, (start, c)) in word.char_indices().enumerate() {
-        symbols.push(Symbol { start, len: c.len_utf8(), prev: i.checked_sub(1), next: None });
-        if i > 0 {
-            symbols[i - 1].next = Some(i);
-        }
-    }
-    let text = |s: &Symbol| &word[s.start..s.start + s.len];
     let mut key = String::new();
-    let mut queue = BinaryHeap::new();
-    let mut push_pair = |symbols: &[Symbol], queue: &mut BinaryHeap<Pair>, l: Option<usize>, r: Option<usize>| {
-        let (Some(l), Some(r)) = (l, r) else { return };
-        let (ls, rs) = (&symbols[l], &symbols[r]);
-        if let Some(rank) = merges.rank(&mut key, text(ls), text(rs)) {
-            queue.push(Pair { rank, left: l, right: r, len: ls.len + rs.len });
-        }
-    };
-    for i in 1..symbols.len() {
-        push_pair(&symbols, &mut queue, Some(i - 1), Some(i));
-    }
-    while let Some(pair) = queue.pop() {
-        let (l, r) = (symbols[pair.left], symbols[pair.right]);
-        // Stale: one side was merged away or grew since the pair was queued.
-        if l.len == 0 || r.len == 0 || l.len + r.len != pair.len {
-            continue;
-        }
-        symbols[pair.left].len += r.len;
-        symbols[pair.left].next = r.next;
-        symbols[pair.right].len = 0;
-        if let Some(n) = r.next {
-            symbols[n].prev = Some(pair.left);
-        }
-        push_pair(&symbols, &mut queue, l.prev, Some(pair.left));
-        push_pair(&symbols, &mut queue, Some(pair.left), r.next);
-    }
-    for s in symbols.iter().filter(|s| s.len > 0) {
-        let piece = text(s);
+    // Lower merge rank merges first: the priority is the rank reversed.
+    let symbols = merge(word, |pair, split| merges.rank(&mut key, &pair[..split], &pair[split..]).map(Reverse));
+    for s in &symbols {
+        let piece = &word[s.start..s.start + s.len];
         if let Some(id) = vocab.id(piece) {
             out.push(id);
             continue;

@@ -15,6 +15,7 @@ mod bpe;
 mod decode;
 mod error;
 mod gguf;
+mod merge;
 mod pretokenize;
 mod special;
 mod spm;

@@ -6,90 +6,13 @@
 //! without byte tokens, one unknown token per byte). The input must already have spaces escaped
 //! as `▁`.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
-
+use crate::merge::merge;
 use crate::vocab::Vocab;
-
-#[derive(Clone, Copy, Debug)]
-struct Symbol {
-    start: usize,
-    len: usize,
-    prev: Option<usize>,
-    next: Option<usize>,
-}
-
-#[derive(Debug)]
-struct Pair {
-    score: f32,
-    left: usize,
-    right: usize,
-    len: usize,
-}
-
-impl PartialEq for Pair {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-impl Eq for Pair {}
-
-impl Ord for Pair {
-    /// Max-heap order: higher score first, then the leftmost pair. Scores compare as plain
-    /// floats (so -0.0 == 0.0), matching the reference comparator.
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.score.partial_cmp(&other.score).unwrap_or(Ordering::Equal).then(other.left.cmp(&self.left))
-    }
-}
-
-impl PartialOrd for Pair {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
 
 /// Tokenizes `text` (spaces already escaped) and appends the ids to `out`.
 pub(crate) fn encode(vocab: &Vocab, unk: Option<u32>, text: &str, out: &mut Vec<u32>) {
-    let mut symbols: Vec<Symbol> = Vec::with_capacity(text.len());
-    for (i, (start, c)) in text.char_indices().enumerate() {
-        symbols.push(Symbol { start, len: c.len_utf8(), prev: i.checked_sub(1), next: None });
-        if i > 0 {
-            symbols[i - 1].next = Some(i);
-        }
-    }
-    if symbols.is_empty() {
-        return;
-    }
-    let mut queue = BinaryHeap::new();
-    let push_pair = |symbols: &[Symbol], queue: &mut BinaryHeap<Pair>, l: Option<usize>, r: Option<usize>| {
-        let (Some(l), Some(r)) = (l, r) else { return };
-        let (ls, rs) = (&symbols[l], &symbols[r]);
-        let len = ls.len + rs.len;
-        // Symbols are contiguous, so the pair's text is one slice.
-        if let Some(id) = vocab.id(&text[ls.start..ls.start + len]) {
-            queue.push(Pair { score: vocab.scores[id as usize], left: l, right: r, len });
-        }
-    };
-    for i in 1..symbols.len() {
-        push_pair(&symbols, &mut queue, Some(i - 1), Some(i));
-    }
-    while let Some(pair) = queue.pop() {
-        let (l, r) = (symbols[pair.left], symbols[pair.right]);
-        if l.len == 0 || r.len == 0 || l.len + r.len != pair.len {
-            continue;
-        }
-        symbols[pair.left].len += r.len;
-        symbols[pair.left].next = r.next;
-        symbols[pair.right].len = 0;
-        if let Some(n) = r.next {
-            symbols[n].prev = Some(pair.left);
-        }
-        push_pair(&symbols, &mut queue, l.prev, Some(pair.left));
-        push_pair(&symbols, &mut queue, Some(pair.left), r.next);
-    }
-    let mut i = Some(0);
-    while let Some(idx) = i {
-        let s = symbols[idx];
+    let symbols = merge(text, |pair, _| vocab.id(pair).map(|id| vocab.scores[id as usize]));
+    for s in &symbols {
         let piece = &text[s.start..s.start + s.len];
         match vocab.id(piece) {
             Some(id) => out.push(id),
@@ -99,7 +22,6 @@ pub(crate) fn encode(vocab: &Vocab, unk: Option<u32>, text: &str, out: &mut Vec<
                 }
             }
         }
-        i = s.next;
     }
 }
 
