@@ -2,8 +2,10 @@
 //! Each architecture file composes them in its own order (see `llama.rs`, `gemma3.rs`).
 
 use crate::batch::Batch;
+use crate::config::ModelConfig;
 use crate::kv::KvCache;
-use crate::weights::Weight;
+use crate::weights::{TensorLoader, Weight};
+use crate::ModelError;
 use kiln_gguf::GgufFile;
 use kiln_kernels::{matmul, ops, paged_attention, AttnParams, AttnQuery, MatmulScratch, Rope, ThreadPool};
 
@@ -82,6 +84,23 @@ pub struct AttnWeights {
     pub k_norm: Option<Vec<f32>>,
 }
 
+impl AttnWeights {
+    /// Layer `il`'s projections under llama.cpp's names; with `qk_norm`, also the per-head
+    /// query and key norms.
+    pub fn load(t: &TensorLoader, cfg: &ModelConfig, il: usize, qk_norm: bool) -> Result<AttnWeights, ModelError> {
+        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let n = |s: &str| format!("blk.{il}.{s}.weight");
+        Ok(AttnWeights {
+            wq: t.matrix(&n("attn_q"), cfg.n_heads * hd, d)?,
+            wk: t.matrix(&n("attn_k"), cfg.n_kv_heads * hd, d)?,
+            wv: t.matrix(&n("attn_v"), cfg.n_kv_heads * hd, d)?,
+            wo: t.matrix(&n("attn_output"), d, cfg.n_heads * hd)?,
+            q_norm: if qk_norm { Some(t.vector(&n("attn_q_norm"), hd)?) } else { None },
+            k_norm: if qk_norm { Some(t.vector(&n("attn_k_norm"), hd)?) } else { None },
+        })
+    }
+}
+
 /// How one layer's attention is computed.
 pub struct AttnSpec {
     pub n_heads: usize,
@@ -150,6 +169,18 @@ pub struct FfnWeights {
     pub up: Weight,
     /// `[n_embd][n_ff]`
     pub down: Weight,
+}
+
+impl FfnWeights {
+    /// Layer `il`'s feed-forward matrices under llama.cpp's names.
+    pub fn load(t: &TensorLoader, cfg: &ModelConfig, il: usize) -> Result<FfnWeights, ModelError> {
+        let n = |s: &str| format!("blk.{il}.{s}.weight");
+        Ok(FfnWeights {
+            gate: t.matrix(&n("ffn_gate"), cfg.n_ff, cfg.n_embd)?,
+            up: t.matrix(&n("ffn_up"), cfg.n_ff, cfg.n_embd)?,
+            down: t.matrix(&n("ffn_down"), cfg.n_embd, cfg.n_ff)?,
+        })
+    }
 }
 
 /// Activation of the gate.

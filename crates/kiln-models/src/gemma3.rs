@@ -38,8 +38,7 @@ pub struct Gemma3 {
 impl Gemma3 {
     pub fn load(cfg: &ModelConfig, t: &TensorLoader) -> Result<Gemma3, ModelError> {
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
-        let token_embd = t.matrix("token_embd.weight", cfg.vocab_size, d)?;
-        let output = if t.has("output.weight") { t.matrix("output.weight", cfg.vocab_size, d)? } else { token_embd };
+        let (token_embd, output) = t.embedding_and_output(cfg.vocab_size, d)?;
         let layers = (0..cfg.n_layers)
             .map(|i| {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
@@ -49,21 +48,10 @@ impl Gemma3 {
                 let freq_scale = if sliding { 1.0 } else { cfg.rope_freq_scale };
                 Ok(Gemma3Layer {
                     attn_norm: t.vector(&n("attn_norm"), d)?,
-                    attn: AttnWeights {
-                        wq: t.matrix(&n("attn_q"), cfg.n_heads * hd, d)?,
-                        wk: t.matrix(&n("attn_k"), cfg.n_kv_heads * hd, d)?,
-                        wv: t.matrix(&n("attn_v"), cfg.n_kv_heads * hd, d)?,
-                        wo: t.matrix(&n("attn_output"), d, cfg.n_heads * hd)?,
-                        q_norm: Some(t.vector(&n("attn_q_norm"), hd)?),
-                        k_norm: Some(t.vector(&n("attn_k_norm"), hd)?),
-                    },
+                    attn: AttnWeights::load(t, cfg, i, true)?,
                     attn_post_norm: t.vector(&n("post_attention_norm"), d)?,
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
-                    ffn: FfnWeights {
-                        gate: t.matrix(&n("ffn_gate"), cfg.n_ff, d)?,
-                        up: t.matrix(&n("ffn_up"), cfg.n_ff, d)?,
-                        down: t.matrix(&n("ffn_down"), d, cfg.n_ff)?,
-                    },
+                    ffn: FfnWeights::load(t, cfg, i)?,
                     ffn_post_norm: t.vector(&n("post_ffw_norm"), d)?,
                     spec: AttnSpec {
                         n_heads: cfg.n_heads,

@@ -34,27 +34,15 @@ pub struct Llama {
 impl Llama {
     pub fn load(cfg: &ModelConfig, t: &TensorLoader) -> Result<Llama, ModelError> {
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
-        let token_embd = t.matrix("token_embd.weight", cfg.vocab_size, d)?;
-        let output = if t.has("output.weight") { t.matrix("output.weight", cfg.vocab_size, d)? } else { token_embd };
+        let (token_embd, output) = t.embedding_and_output(cfg.vocab_size, d)?;
         let layers = (0..cfg.n_layers)
             .map(|i| {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(LlamaLayer {
                     attn_norm: t.vector(&n("attn_norm"), d)?,
-                    attn: AttnWeights {
-                        wq: t.matrix(&n("attn_q"), cfg.n_heads * hd, d)?,
-                        wk: t.matrix(&n("attn_k"), cfg.n_kv_heads * hd, d)?,
-                        wv: t.matrix(&n("attn_v"), cfg.n_kv_heads * hd, d)?,
-                        wo: t.matrix(&n("attn_output"), d, cfg.n_heads * hd)?,
-                        q_norm: None,
-                        k_norm: None,
-                    },
+                    attn: AttnWeights::load(t, cfg, i, false)?,
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
-                    ffn: FfnWeights {
-                        gate: t.matrix(&n("ffn_gate"), cfg.n_ff, d)?,
-                        up: t.matrix(&n("ffn_up"), cfg.n_ff, d)?,
-                        down: t.matrix(&n("ffn_down"), d, cfg.n_ff)?,
-                    },
+                    ffn: FfnWeights::load(t, cfg, i)?,
                 })
             })
             .collect::<Result<_, ModelError>>()?;

@@ -64,6 +64,14 @@ impl<'f> TensorLoader<'f> {
         Ok(Weight { tensor, ty, rows, cols })
     }
 
+    /// The token embedding table and the output projection, `[vocab][n_embd]` each; the
+    /// output is the embedding table itself when the file ties them (no `output.weight`).
+    pub fn embedding_and_output(&self, vocab: usize, n_embd: usize) -> Result<(Weight, Weight), ModelError> {
+        let embd = self.matrix("token_embd.weight", vocab, n_embd)?;
+        let output = if self.has("output.weight") { self.matrix("output.weight", vocab, n_embd)? } else { embd };
+        Ok((embd, output))
+    }
+
     /// A vector of `n` values (norm weights), dequantized to f32: these are tiny and read
     /// for every token, so a private f32 copy costs nothing and saves a conversion per use.
     pub fn vector(&self, name: &str, n: usize) -> Result<Vec<f32>, ModelError> {
