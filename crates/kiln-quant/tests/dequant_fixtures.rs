@@ -3,6 +3,8 @@
 //! Equality is exact (0 ulp): both follow ggml's formulas with the same f32 roundings.
 //! Fixtures with float inputs also check the reference weight quantizers byte for byte.
 
+mod common;
+
 use kiln_quant::{dequantize_row, quantize_row, row_bytes, scalar, GgmlType};
 use std::path::Path;
 
@@ -67,21 +69,7 @@ fn dequantize_matches_gguf_python() {
         }
     }
     // Every weight type is covered, and the real models' types come from real tensors.
-    for ty in [
-        GgmlType::F32,
-        GgmlType::F16,
-        GgmlType::BF16,
-        GgmlType::Q4_0,
-        GgmlType::Q4_1,
-        GgmlType::Q5_0,
-        GgmlType::Q5_1,
-        GgmlType::Q8_0,
-        GgmlType::Q2_K,
-        GgmlType::Q3_K,
-        GgmlType::Q4_K,
-        GgmlType::Q5_K,
-        GgmlType::Q6_K,
-    ] {
+    for ty in common::WEIGHT_TYPES {
         assert!(all.iter().any(|f| f.ty == ty), "no fixture for {ty}");
     }
     for ty in [GgmlType::Q4_1, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_0, GgmlType::Q6_K] {
