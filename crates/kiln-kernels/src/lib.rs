@@ -11,6 +11,6 @@ pub mod pool;
 pub mod vec;
 
 pub use attention::{paged_attention, AttnParams, AttnQuery, KvLayer, KvLayout};
-pub use matmul::{matmul, MatmulScratch, QMatrix};
+pub use matmul::{matmul, matmul_group, MatmulScratch, QMatrix};
 pub use ops::{Rope, RopeStyle};
 pub use pool::ThreadPool;

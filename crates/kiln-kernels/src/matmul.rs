@@ -56,49 +56,96 @@ fn rows_per_task(rows: usize, m: usize, n_threads: usize) -> usize {
 
 /// `y = x · Wᵀ`: `x` is `[m][w.cols]`, `y` is `[m][w.rows]`.
 pub fn matmul(pool: &ThreadPool, w: &QMatrix, x: &[f32], m: usize, y: &mut [f32], scratch: &mut MatmulScratch) {
-    assert_eq!(x.len(), m * w.cols, "activation shape");
-    assert_eq!(y.len(), m * w.rows, "output shape");
-    let act_ty = kiln_quant::vec_dot_type(w.ty);
-    let act_row = kiln_quant::row_bytes(act_ty, w.cols);
-    scratch.quantized.resize(m * act_row, 0);
-    {
-        let q_ptr = SyncPtr(scratch.quantized.as_mut_ptr());
+    matmul_group(pool, &[*w], x, m, &mut [y], scratch);
+}
+
+/// `ys[i] = x · ws[i]ᵀ` for several matrices over the same input (a layer's Q, K and V, or
+/// its gate and up projections) as one parallel job: the input is quantized once per
+/// activation type and the threads synchronise once instead of once per matrix, which is
+/// most of the cost of a generation step's small products.
+pub fn matmul_group(
+    pool: &ThreadPool,
+    ws: &[QMatrix],
+    x: &[f32],
+    m: usize,
+    ys: &mut [&mut [f32]],
+    scratch: &mut MatmulScratch,
+) {
+    assert_eq!(ws.len(), ys.len(), "one output per matrix");
+    let Some(first) = ws.first() else { return };
+    let cols = first.cols;
+    assert_eq!(x.len(), m * cols, "activation shape");
+    for (w, y) in ws.iter().zip(ys.iter()) {
+        assert_eq!(w.cols, cols, "matrices of a group share the input width");
+        assert_eq!(y.len(), m * w.rows, "output shape");
+    }
+    // Quantize the input once for each activation type the group needs.
+    let mut act_types: Vec<GgmlType> = Vec::new();
+    for w in ws {
+        let t = kiln_quant::vec_dot_type(w.ty);
+        if !act_types.contains(&t) {
+            act_types.push(t);
+        }
+    }
+    let act_offsets: Vec<usize> = act_types
+        .iter()
+        .scan(0, |off, &t| {
+            let here = *off;
+            *off += m * kiln_quant::row_bytes(t, cols);
+            Some(here)
+        })
+        .collect();
+    let total: usize = act_types.iter().map(|&t| m * kiln_quant::row_bytes(t, cols)).sum();
+    scratch.quantized.resize(total, 0);
+    for (&t, &off) in act_types.iter().zip(&act_offsets) {
+        let act_row = kiln_quant::row_bytes(t, cols);
+        let q_ptr = SyncPtr(scratch.quantized[off..].as_mut_ptr());
         pool.for_chunks(m, 8, |rows| {
             for r in rows {
                 // SAFETY: each activation row is quantized into its own disjoint byte range.
                 let dst = unsafe { std::slice::from_raw_parts_mut(q_ptr.get().add(r * act_row), act_row) };
-                kiln_quant::quantize_row(act_ty, &x[r * w.cols..(r + 1) * w.cols], dst);
+                kiln_quant::quantize_row(t, &x[r * cols..(r + 1) * cols], dst);
             }
         });
     }
-    let xq = &scratch.quantized[..];
-    let w_row = w.row_bytes();
-    let chunk = rows_per_task(w.rows, m, pool.n_threads());
-    let n_tasks = w.rows.div_ceil(chunk);
+    // Tasks across all matrices: (matrix, first row, end row).
+    let mut tasks = Vec::new();
+    let mut staging_at = Vec::with_capacity(ws.len());
+    let mut staging_len = 0;
+    for (i, w) in ws.iter().enumerate() {
+        let chunk = rows_per_task(w.rows, m, pool.n_threads());
+        tasks.extend((0..w.rows).step_by(chunk.max(1)).map(|r0| (i, r0, (r0 + chunk).min(w.rows))));
+        staging_at.push(staging_len);
+        staging_len += if m == 1 { 0 } else { w.rows * m };
+    }
     // The kernel writes weight-row-major `[rows][m]`. For m = 1 that is already `y`; else
     // each task writes its rows into its own part of `transposed` and then moves them into
     // its columns of `y`, writing contiguous runs (the task's part stays in cache).
-    scratch.transposed.resize(if m == 1 { 0 } else { w.rows * m }, 0.0);
+    scratch.transposed.resize(staging_len, 0.0);
     let staging = SyncPtr(scratch.transposed.as_mut_ptr());
-    let y_ptr = SyncPtr(y.as_mut_ptr());
-    let n_rows = w.rows;
-    pool.run(n_tasks, |task| {
-        let r0 = task * chunk;
-        let r1 = (r0 + chunk).min(n_rows);
+    let y_ptrs: Vec<SyncPtr<f32>> = ys.iter_mut().map(|y| SyncPtr(y.as_mut_ptr())).collect();
+    let quantized = &scratch.quantized[..];
+    pool.run(tasks.len(), |task| {
+        let (i, r0, r1) = tasks[task];
+        let w = &ws[i];
+        let act_ty = kiln_quant::vec_dot_type(w.ty);
+        let a = act_types.iter().position(|&t| t == act_ty).unwrap_or(0);
+        let xq = &quantized[act_offsets[a]..act_offsets[a] + m * kiln_quant::row_bytes(act_ty, cols)];
+        let w_row = w.row_bytes();
         let w_chunk = &w.data[r0 * w_row..r1 * w_row];
+        let y_base = y_ptrs[i].get();
         if m == 1 {
-            // SAFETY: tasks own disjoint row ranges `r0..r1`, i.e. disjoint output ranges.
-            let dst = unsafe { std::slice::from_raw_parts_mut(y_ptr.get().add(r0), r1 - r0) };
-            kiln_quant::gemm(w.ty, w.cols, r1 - r0, w_chunk, 1, xq, dst);
+            // SAFETY: tasks own disjoint row ranges of their matrix, i.e. disjoint outputs.
+            let dst = unsafe { std::slice::from_raw_parts_mut(y_base.add(r0), r1 - r0) };
+            kiln_quant::gemm(w.ty, cols, r1 - r0, w_chunk, 1, xq, dst);
             return;
         }
-        // SAFETY: as above, the staging range `r0 * m..r1 * m` belongs to this task alone.
-        let part = unsafe { std::slice::from_raw_parts_mut(staging.get().add(r0 * m), (r1 - r0) * m) };
-        kiln_quant::gemm(w.ty, w.cols, r1 - r0, w_chunk, m, xq, part);
-        let y_base = y_ptr.get();
+        // SAFETY: as above, this staging range belongs to this task alone.
+        let part = unsafe { std::slice::from_raw_parts_mut(staging.get().add(staging_at[i] + r0 * m), (r1 - r0) * m) };
+        kiln_quant::gemm(w.ty, cols, r1 - r0, w_chunk, m, xq, part);
         for c in 0..m {
-            // SAFETY: row c of y, columns r0..r1, belongs to this task alone.
-            let dst = unsafe { std::slice::from_raw_parts_mut(y_base.add(c * n_rows + r0), r1 - r0) };
+            // SAFETY: row c of this matrix's output, columns r0..r1, belongs to this task alone.
+            let dst = unsafe { std::slice::from_raw_parts_mut(y_base.add(c * w.rows + r0), r1 - r0) };
             for (d, src) in dst.iter_mut().zip(part[c..].iter().step_by(m)) {
                 *d = *src;
             }
@@ -147,6 +194,38 @@ mod tests {
                         "m {m} r {r} c {c}: {got} vs {want} (bound {bound})"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn group_equals_separate_products() {
+        let pool = ThreadPool::new(2);
+        let cols = 64;
+        let make = |rows: usize, ty: GgmlType, seed: usize| {
+            let rb = kiln_quant::row_bytes(ty, cols);
+            let mut data = vec![0u8; rb * rows];
+            for r in 0..rows {
+                let row: Vec<f32> = (0..cols).map(|c| (((r * 31 + c * 17 + seed) % 23) as f32 - 11.0) / 9.0).collect();
+                kiln_quant::quantize_row(ty, &row, &mut data[r * rb..(r + 1) * rb]);
+            }
+            data
+        };
+        let (d0, d1, d2) = (make(40, GgmlType::Q8_0, 1), make(24, GgmlType::Q4_1, 2), make(8, GgmlType::Q8_0, 3));
+        let ws = [
+            QMatrix { ty: GgmlType::Q8_0, rows: 40, cols, data: &d0 },
+            QMatrix { ty: GgmlType::Q4_1, rows: 24, cols, data: &d1 },
+            QMatrix { ty: GgmlType::Q8_0, rows: 8, cols, data: &d2 },
+        ];
+        for m in [1, 5] {
+            let x: Vec<f32> = (0..m * cols).map(|i| ((i * 13 % 29) as f32 - 14.0) / 10.0).collect();
+            let mut outs: Vec<Vec<f32>> = ws.iter().map(|w| vec![0f32; m * w.rows]).collect();
+            let mut refs: Vec<&mut [f32]> = outs.iter_mut().map(|v| v.as_mut_slice()).collect();
+            matmul_group(&pool, &ws, &x, m, &mut refs, &mut MatmulScratch::default());
+            for (w, got) in ws.iter().zip(&outs) {
+                let mut want = vec![0f32; m * w.rows];
+                matmul(&pool, w, &x, m, &mut want, &mut MatmulScratch::default());
+                assert_eq!(got, &want);
             }
         }
     }

@@ -7,7 +7,9 @@ use crate::kv::KvCache;
 use crate::weights::{TensorLoader, Weight};
 use crate::ModelError;
 use kiln_gguf::GgufFile;
-use kiln_kernels::{matmul, ops, paged_attention, AttnParams, AttnQuery, MatmulScratch, Rope, ThreadPool};
+use kiln_kernels::{
+    matmul, matmul_group, ops, paged_attention, AttnParams, AttnQuery, MatmulScratch, Rope, ThreadPool,
+};
 
 /// Per-step buffers, reused across steps so the token loop does not allocate.
 #[derive(Default)]
@@ -48,6 +50,27 @@ impl StepCtx<'_> {
         let n = self.n_tokens();
         resize(y, n * w.rows);
         matmul(self.pool, &w.view(self.file), x, n, y, mm);
+    }
+
+    /// Several products over the same input as one parallel job (see `matmul_group`).
+    pub fn linear_group<const N: usize>(
+        &self,
+        ws: [&Weight; N],
+        x: &[f32],
+        ys: [&mut Vec<f32>; N],
+        mm: &mut MatmulScratch,
+    ) {
+        let n = self.n_tokens();
+        let views: Vec<_> = ws.iter().map(|w| w.view(self.file)).collect();
+        let mut outs: Vec<&mut [f32]> = ys
+            .into_iter()
+            .zip(&ws)
+            .map(|(y, w)| {
+                resize(y, n * w.rows);
+                y.as_mut_slice()
+            })
+            .collect();
+        matmul_group(self.pool, &views, x, n, &mut outs, mm);
     }
 
     /// Embedding rows of the batch's tokens into `x`.
@@ -125,9 +148,7 @@ pub fn self_attention(
     s: &mut Scratch,
 ) {
     let hd = spec.head_dim;
-    ctx.linear(&w.wq, &s.h, &mut s.q, &mut s.mm);
-    ctx.linear(&w.wk, &s.h, &mut s.k, &mut s.mm);
-    ctx.linear(&w.wv, &s.h, &mut s.v, &mut s.mm);
+    ctx.linear_group([&w.wq, &w.wk, &w.wv], &s.h, [&mut s.q, &mut s.k, &mut s.v], &mut s.mm);
     if let Some(norm) = &w.q_norm {
         ops::rms_norm_rows_inplace(&mut s.q, norm, spec.rms_eps);
     }
@@ -192,8 +213,7 @@ pub enum Gating {
 
 /// Gated feed-forward: `s.h` → `s.out`.
 pub fn feed_forward(ctx: &StepCtx, w: &FfnWeights, gating: Gating, s: &mut Scratch) {
-    ctx.linear(&w.gate, &s.h, &mut s.gate, &mut s.mm);
-    ctx.linear(&w.up, &s.h, &mut s.up, &mut s.mm);
+    ctx.linear_group([&w.gate, &w.up], &s.h, [&mut s.gate, &mut s.up], &mut s.mm);
     let n = s.gate.len();
     // The activation goes into `attn`, free at this point, to keep one buffer per role.
     resize(&mut s.attn, n);
