@@ -1,0 +1,105 @@
+//! Files that parse as GGUF but are not models Kiln can run get errors that say why.
+
+use kiln_gguf::GgufFile;
+use kiln_models::{Model, ModelError};
+use std::sync::Arc;
+
+enum Meta {
+    Str(&'static str),
+    U32(u32),
+    F32(f32),
+}
+
+/// A minimal GGUF v3 writer: metadata plus F32 tensors (shape only matters here).
+fn gguf(meta: &[(&str, Meta)], tensors: &[(&str, &[u64])]) -> Vec<u8> {
+    fn string(out: &mut Vec<u8>, s: &str) {
+        out.extend((s.len() as u64).to_le_bytes());
+        out.extend(s.as_bytes());
+    }
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend((tensors.len() as u64).to_le_bytes());
+    out.extend((meta.len() as u64).to_le_bytes());
+    for (key, value) in meta {
+        string(&mut out, key);
+        match value {
+            Meta::Str(s) => {
+                out.extend(8u32.to_le_bytes());
+                string(&mut out, s);
+            }
+            Meta::U32(v) => {
+                out.extend(4u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+            Meta::F32(v) => {
+                out.extend(6u32.to_le_bytes());
+                out.extend(v.to_le_bytes());
+            }
+        }
+    }
+    let mut offset = 0u64;
+    for (name, dims) in tensors {
+        string(&mut out, name);
+        out.extend((dims.len() as u32).to_le_bytes());
+        for d in *dims {
+            out.extend(d.to_le_bytes());
+        }
+        out.extend(0u32.to_le_bytes()); // F32
+        out.extend(offset.to_le_bytes());
+        offset += (dims.iter().product::<u64>() * 4).div_ceil(32) * 32;
+    }
+    while out.len() % 32 != 0 {
+        out.push(0);
+    }
+    out.resize(out.len() + offset as usize, 0);
+    out
+}
+
+fn load(bytes: Vec<u8>) -> Result<Model, ModelError> {
+    Model::from_file(Arc::new(GgufFile::from_bytes(bytes).expect("valid GGUF")))
+}
+
+fn llama_meta() -> Vec<(&'static str, Meta)> {
+    vec![
+        ("general.architecture", Meta::Str("llama")),
+        ("llama.block_count", Meta::U32(1)),
+        ("llama.embedding_length", Meta::U32(8)),
+        ("llama.feed_forward_length", Meta::U32(16)),
+        ("llama.attention.head_count", Meta::U32(2)),
+        ("llama.attention.layer_norm_rms_epsilon", Meta::F32(1e-5)),
+        ("llama.vocab_size", Meta::U32(32)),
+    ]
+}
+
+#[test]
+fn unsupported_architecture_is_named() {
+    let err = load(gguf(&[("general.architecture", Meta::Str("mamba"))], &[])).err().unwrap();
+    assert!(err.to_string().contains("architecture 'mamba' is not supported"), "{err}");
+}
+
+#[test]
+fn missing_metadata_is_named() {
+    let mut meta = llama_meta();
+    meta.retain(|(k, _)| *k != "llama.embedding_length");
+    let err = load(gguf(&meta, &[])).err().unwrap();
+    assert!(err.to_string().contains("'llama.embedding_length' is missing"), "{err}");
+}
+
+#[test]
+fn inconsistent_heads_are_refused() {
+    let mut meta = llama_meta();
+    meta.push(("llama.attention.head_count_kv", Meta::U32(3)));
+    let err = load(gguf(&meta, &[])).err().unwrap();
+    assert!(err.to_string().contains("do not divide"), "{err}");
+}
+
+#[test]
+fn missing_and_misshapen_tensors_are_named() {
+    let err = load(gguf(&llama_meta(), &[])).err().unwrap();
+    assert!(err.to_string().contains("tensor 'token_embd.weight' is missing"), "{err}");
+    let err = load(gguf(&llama_meta(), &[("token_embd.weight", &[8, 31])])).err().unwrap();
+    let msg = err.to_string();
+    assert!(msg.contains("token_embd.weight") && msg.contains("[8, 31]") && msg.contains("[8, 32]"), "{msg}");
+    let err = load(gguf(&llama_meta(), &[("token_embd.weight", &[8, 32])])).err().unwrap();
+    assert!(err.to_string().contains("'blk.0.attn_norm.weight' is missing"), "{err}");
+}
