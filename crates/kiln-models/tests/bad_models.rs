@@ -48,7 +48,7 @@ fn gguf(meta: &[(&str, Meta)], tensors: &[(&str, &[u64])]) -> Vec<u8> {
         out.extend(offset.to_le_bytes());
         offset += (dims.iter().product::<u64>() * 4).div_ceil(32) * 32;
     }
-    while out.len() % 32 != 0 {
+    while !out.len().is_multiple_of(32) {
         out.push(0);
     }
     out.resize(out.len() + offset as usize, 0);
