@@ -104,7 +104,8 @@ pub fn print_stats(stats: &GenerationStats, load: Duration, total: Duration) {
 }
 
 /// Reads one user message: a line, or several between `"""` markers. `None` at end of input.
-fn read_message(input: &mut impl BufRead) -> Result<Option<String>> {
+/// With `tty`, continuation lines are prompted with `... ` as Ollama does.
+fn read_message(input: &mut impl BufRead, tty: bool) -> Result<Option<String>> {
     let mut line = String::new();
     if input.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -119,6 +120,10 @@ fn read_message(input: &mut impl BufRead) -> Result<Option<String>> {
     }
     text.push_str(rest);
     loop {
+        if tty {
+            eprint!("... ");
+            let _ = std::io::stderr().flush();
+        }
         let mut more = String::new();
         if input.read_line(&mut more)? == 0 {
             return Ok(Some(text));
@@ -185,7 +190,7 @@ pub fn interactive(engine: &mut Engine, args: &RunArgs, load: Duration) -> Resul
             eprint!(">>> ");
             let _ = std::io::stderr().flush();
         }
-        let Some(message) = read_message(&mut input)? else { break };
+        let Some(message) = read_message(&mut input, tty)? else { break };
         match message.trim() {
             "/bye" => break,
             "" => continue,
@@ -220,9 +225,9 @@ mod tests {
     #[test]
     fn reads_single_and_multi_line_messages() {
         let mut input = "hello\n\"\"\"first\nsecond\nthird\"\"\"\n\"\"\"inline\"\"\"\n".as_bytes();
-        assert_eq!(read_message(&mut input).unwrap().as_deref(), Some("hello"));
-        assert_eq!(read_message(&mut input).unwrap().as_deref(), Some("first\nsecond\nthird"));
-        assert_eq!(read_message(&mut input).unwrap().as_deref(), Some("inline"));
-        assert_eq!(read_message(&mut input).unwrap(), None);
+        assert_eq!(read_message(&mut input, false).unwrap().as_deref(), Some("hello"));
+        assert_eq!(read_message(&mut input, false).unwrap().as_deref(), Some("first\nsecond\nthird"));
+        assert_eq!(read_message(&mut input, false).unwrap().as_deref(), Some("inline"));
+        assert_eq!(read_message(&mut input, false).unwrap(), None);
     }
 }
