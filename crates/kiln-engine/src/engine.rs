@@ -249,7 +249,9 @@ impl Engine {
                 stopped_by_string = true;
                 break DoneReason::Stop;
             }
-            if seq.tokens.len() >= self.config.num_ctx {
+            // Stop before computing logits nobody will sample from.
+            let at_max = opts.max_tokens.is_some_and(|m| generated.len() >= m);
+            if at_max || seq.tokens.len() >= self.config.num_ctx {
                 break DoneReason::Length;
             }
             logits = self.prefill(seq)?;
