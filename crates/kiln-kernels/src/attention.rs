@@ -163,9 +163,7 @@ pub fn paged_attention(
         let mut qs = vec![0f32; rows * hd];
         for (i, t) in tile.clone().enumerate() {
             let src = &q[(t * params.n_heads + kvh * group) * hd..][..group * hd];
-            for (d, &v) in qs[i * group * hd..(i + 1) * group * hd].iter_mut().zip(src) {
-                *d = round_f16(v);
-            }
+            round_f16_into(src, &mut qs[i * group * hd..(i + 1) * group * hd]);
         }
         let mut acc = vec![0f32; rows * hd];
         SCRATCH.with(|cell| {
@@ -186,9 +184,7 @@ pub fn paged_attention(
                 let seen = &mut row[a - lo..b + 1 - lo];
                 vec::scale(seen, params.scale);
                 softmax_inplace(seen);
-                for v in seen.iter_mut() {
-                    *v = round_f16(*v);
-                }
+                round_f16_inplace(seen);
             }
             for p in lo..=hi {
                 let off = layout.slot_offset(table, p) + kvh * hd;
@@ -233,10 +229,24 @@ thread_local! {
     static SCRATCH: std::cell::RefCell<AttnScratch> = std::cell::RefCell::new(AttnScratch::default());
 }
 
-/// `v` rounded to the nearest f16 value.
-#[inline]
-fn round_f16(v: f32) -> f32 {
-    f16::from_f32(v).to_f32()
+/// `dst[i]` = `src[i]` rounded to the nearest f16 value, a chunk at a time (SIMD conversions).
+fn round_f16_into(src: &[f32], dst: &mut [f32]) {
+    let mut halves = [f16::ZERO; 256];
+    for (s, d) in src.chunks(256).zip(dst.chunks_mut(256)) {
+        let h = &mut halves[..s.len()];
+        h.convert_from_f32_slice(s);
+        h.convert_to_f32_slice(d);
+    }
+}
+
+/// Rounds every value of `x` to the nearest f16 value.
+fn round_f16_inplace(x: &mut [f32]) {
+    let mut halves = [f16::ZERO; 256];
+    for c in x.chunks_mut(256) {
+        let h = &mut halves[..c.len()];
+        h.convert_from_f32_slice(c);
+        h.convert_to_f32_slice(c);
+    }
 }
 
 /// Numerically stable softmax; the normaliser is summed in f64 as ggml does.
@@ -270,6 +280,11 @@ impl<T> SyncPtr<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The scalar form of the rounding the kernel does in chunks.
+    fn round_f16(v: f32) -> f32 {
+        f16::from_f32(v).to_f32()
+    }
 
     /// Straightforward attention over contiguous f32 K/V of one sequence.
     #[allow(clippy::too_many_arguments)] // a test reference: plain arguments read best

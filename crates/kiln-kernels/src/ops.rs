@@ -5,6 +5,7 @@
 //! that Kiln's logits stay close to llama.cpp's.
 
 use half::f16;
+use half::slice::HalfFloatSliceExt;
 use std::sync::OnceLock;
 
 /// `out = x / sqrt(mean(x²) + eps) * weight`, one row of `weight.len()` elements.
@@ -99,24 +100,34 @@ fn gelu_tanh(x: f32) -> f32 {
     0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + COEF_A * x * x)).tanh())
 }
 
-/// GELU (tanh form) of every f16 value, rounded to f16: ggml evaluates GELU through this table.
-fn gelu_table() -> &'static [f16] {
-    static TABLE: OnceLock<Vec<f16>> = OnceLock::new();
-    TABLE.get_or_init(|| (0..=u16::MAX).map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32()))).collect())
+/// GELU (tanh form) of every f16 value, rounded to f16 (ggml evaluates GELU through such a
+/// table), stored widened to f32 so a lookup needs no conversion.
+fn gelu_table() -> &'static [f32] {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        (0..=u16::MAX).map(|bits| f16::from_f32(gelu_tanh(f16::from_bits(bits).to_f32())).to_f32()).collect()
+    })
 }
 
 /// GELU-gated product used by Gemma's feed-forward blocks: `out = gelu(gate) * up`.
 pub fn geglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
     let table = gelu_table();
-    for ((o, &g), &u) in out.iter_mut().zip(gate).zip(up) {
-        let act = if g <= -10.0 {
-            0.0
-        } else if g >= 10.0 {
-            g
-        } else {
-            table[f16::from_f32(g).to_bits() as usize].to_f32()
-        };
-        *o = act * u;
+    // The table index is the f16 of the input; convert a chunk at a time (SIMD) rather than
+    // one value at a time.
+    let mut halves = [f16::ZERO; 256];
+    for ((g, u), o) in gate.chunks(256).zip(up.chunks(256)).zip(out.chunks_mut(256)) {
+        let h = &mut halves[..g.len()];
+        h.convert_from_f32_slice(g);
+        for (((o, &x), &u), h) in o.iter_mut().zip(g).zip(u).zip(h.iter()) {
+            let act = if x <= -10.0 {
+                0.0
+            } else if x >= 10.0 {
+                x
+            } else {
+                table[h.to_bits() as usize]
+            };
+            *o = act * u;
+        }
     }
 }
 
