@@ -120,7 +120,7 @@ pub fn matmul_group(
     }
     // The kernel writes weight-row-major `[rows][m]`. For m = 1 that is already `y`; else
     // each task writes its rows into its own part of `transposed` and then moves them into
-    // its columns of `y`, writing contiguous runs (the task's part stays in cache).
+    // its columns of `y` (the task's part is still in cache).
     scratch.transposed.resize(staging_len, 0.0);
     let staging = SyncPtr(scratch.transposed.as_mut_ptr());
     let y_ptrs: Vec<SyncPtr<f32>> = ys.iter_mut().map(|y| SyncPtr(y.as_mut_ptr())).collect();
@@ -143,11 +143,15 @@ pub fn matmul_group(
         // SAFETY: as above, this staging range belongs to this task alone.
         let part = unsafe { std::slice::from_raw_parts_mut(staging.get().add(staging_at[i] + r0 * m), (r1 - r0) * m) };
         kiln_quant::gemm(w.ty, cols, r1 - r0, w_chunk, m, xq, part);
-        for c in 0..m {
-            // SAFETY: row c of this matrix's output, columns r0..r1, belongs to this task alone.
-            let dst = unsafe { std::slice::from_raw_parts_mut(y_base.add(c * w.rows + r0), r1 - r0) };
-            for (d, src) in dst.iter_mut().zip(part[c..].iter().step_by(m)) {
-                *d = *src;
+        // Eight tokens at a time: contiguous reads, eight sequential write streams.
+        for c0 in (0..m).step_by(8) {
+            let cn = (m - c0).min(8);
+            for r in r0..r1 {
+                for (j, &v) in part[(r - r0) * m + c0..][..cn].iter().enumerate() {
+                    // SAFETY: element (token c0 + j, row r) of this matrix's output lies in
+                    // this task's rows r0..r1.
+                    unsafe { *y_base.add((c0 + j) * w.rows + r) = v };
+                }
             }
         }
     });
