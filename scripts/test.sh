@@ -9,3 +9,4 @@ export KILN_TEST_MODELS="${KILN_CACHE:-$HOME/.cache/kiln}/models"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast
+scripts/test-e2e.sh

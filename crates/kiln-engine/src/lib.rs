@@ -2,6 +2,7 @@
 pub mod block_manager;
 pub mod chat_template;
 pub mod engine;
+pub mod prompt;
 pub mod sampler;
 pub mod sequence;
 

@@ -50,8 +50,9 @@ impl Model {
     }
 
     /// Touches every page of tensor data once (sequentially, which the kernel reads ahead
-    /// well), reporting progress.
-    fn warm(&self, progress: &mut dyn FnMut(u64, u64)) {
+    /// well), reporting progress, so the first request does not pay for page faults in the
+    /// middle of a forward pass.
+    pub fn warm(&self, progress: &mut dyn FnMut(u64, u64)) {
         let total: u64 = self.file.tensors().iter().map(|t| t.size).sum();
         let mut done = 0u64;
         let mut checksum = 0u8;

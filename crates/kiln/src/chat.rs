@@ -2,58 +2,29 @@
 
 use crate::cli::{RunArgs, SamplingArgs};
 use anyhow::{bail, Context, Result};
-use kiln_engine::chat_template::{ChatMessage, ChatTemplate};
+use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::prompt::PromptFormat;
 use kiln_engine::sampler::SamplingParams;
 use kiln_engine::{Engine, GenerateOptions, GenerationStats, Sequence};
 use kiln_tokenizer::Tokenizer;
 use std::io::{BufRead, Write};
 use std::time::Duration;
 
-/// Builds prompts: through the chat template when there is one, else the text as is.
-pub struct PromptBuilder {
-    template: Option<ChatTemplate>,
-    bos_text: Option<String>,
-}
-
-impl PromptBuilder {
-    /// The template from `--template`, else the model's `tokenizer.chat_template`.
-    pub fn new(engine: &Engine, args: &RunArgs) -> Result<PromptBuilder> {
-        let tok = engine.tokenizer();
-        let text_of = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
-        let (bos, eos) = (text_of(tok.bos()), text_of(tok.eos()));
-        let source = match &args.template {
-            Some(path) => {
-                Some(std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?)
-            }
-            None => engine.model().file().get_str("tokenizer.chat_template")?.map(str::to_string),
-        };
-        let template = match source {
-            Some(src) if !args.raw => Some(ChatTemplate::new(&src, &bos, &eos).context("compiling the chat template")?),
-            _ => None,
-        };
-        if template.is_none() && !args.raw {
-            eprintln!("note: the model has no chat template; the prompt is sent as is (give one with --template)");
+/// The prompt format for `kiln run`: the template from `--template`, else the model's own;
+/// none with `--raw`.
+pub fn prompt_format(engine: &Engine, args: &RunArgs) -> Result<PromptFormat> {
+    let source = match &args.template {
+        Some(path) => {
+            Some(std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?)
         }
-        Ok(PromptBuilder { template, bos_text: (!bos.is_empty()).then_some(bos) })
+        None => engine.model().file().get_str("tokenizer.chat_template")?.map(str::to_string),
+    };
+    let source = source.filter(|_| !args.raw);
+    let format = PromptFormat::new(engine.tokenizer(), source.as_deref()).context("compiling the chat template")?;
+    if !format.has_template() && !args.raw {
+        eprintln!("note: the model has no chat template; the prompt is sent as is (give one with --template)");
     }
-
-    /// Prompt tokens for a conversation (or, without a template, the last message's text).
-    pub fn tokens(&self, tok: &Tokenizer, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let Some(template) = &self.template else {
-            let text = messages.last().map(|m| m.content.as_str()).unwrap_or("");
-            return Ok(tok.encode(text, true, false));
-        };
-        let mut text = template.render(messages, true)?;
-        // Templates that write the BOS themselves would get a second one from add_bos.
-        if tok.add_bos() {
-            if let Some(bos) = &self.bos_text {
-                if let Some(rest) = text.strip_prefix(bos.as_str()) {
-                    text = rest.to_string();
-                }
-            }
-        }
-        Ok(tok.encode(&text, true, true))
-    }
+    Ok(format)
 }
 
 /// Generation options from the command-line flags.
@@ -143,7 +114,7 @@ fn read_message(input: &mut impl BufRead, tty: bool) -> Result<Option<String>> {
 /// Prompt tokens for the conversation, dropping the oldest turns (never the system message)
 /// until the prompt leaves room for an answer within the context.
 fn fit_history(
-    builder: &PromptBuilder,
+    format: &PromptFormat,
     tok: &Tokenizer,
     messages: &mut Vec<ChatMessage>,
     num_ctx: usize,
@@ -151,7 +122,7 @@ fn fit_history(
     // Keep at least a quarter of the context for the answer.
     let budget = num_ctx - num_ctx / 4;
     loop {
-        let tokens = builder.tokens(tok, messages)?;
+        let tokens = format.chat_tokens(tok, messages)?;
         if tokens.len() <= budget {
             return Ok(tokens);
         }
@@ -172,7 +143,7 @@ fn fit_history(
 
 /// The interactive chat: history is kept within the context; `/bye` or end of input leaves.
 pub fn interactive(engine: &mut Engine, args: &RunArgs, load: Duration) -> Result<()> {
-    let builder = PromptBuilder::new(engine, args)?;
+    let format = prompt_format(engine, args)?;
     let opts = generate_options(&args.options);
     let mut messages: Vec<ChatMessage> = Vec::new();
     if let Some(system) = &args.system {
@@ -198,7 +169,7 @@ pub fn interactive(engine: &mut Engine, args: &RunArgs, load: Duration) -> Resul
         }
         messages.push(ChatMessage { role: "user".into(), content: message });
         let started = std::time::Instant::now();
-        let tokens = match fit_history(&builder, engine.tokenizer(), &mut messages, engine.config().num_ctx) {
+        let tokens = match fit_history(&format, engine.tokenizer(), &mut messages, engine.config().num_ctx) {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("Error: {e:#}");

@@ -18,6 +18,8 @@ pub enum Command {
     Bench(BenchArgs),
     /// Print the token ids of a text as a JSON list (the model's BOS/EOS rules applied).
     Tokenize(TokenizeArgs),
+    /// Serve models over Ollama's and OpenAI's HTTP APIs.
+    Serve(ServeArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -128,4 +130,20 @@ pub struct TokenizeArgs {
     /// Tokenize special-token text (like "<|im_start|>") as plain text.
     #[arg(long)]
     pub no_parse_special: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on: host:port or http://host:port.
+    #[arg(long, env = "KILN_HOST", default_value = "127.0.0.1:11434")]
+    pub host: String,
+    /// Directory whose *.gguf files are served, named by file stem (default: ~/.kiln/models).
+    #[arg(long, env = "KILN_MODELS")]
+    pub models: Option<PathBuf>,
+    /// A model to serve as NAME=PATH (repeatable).
+    #[arg(long = "model", value_name = "NAME=PATH")]
+    pub model: Vec<String>,
+    /// Threads for computation per model (default: one per core).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
 }

@@ -1,13 +1,14 @@
 //! `kiln`: run open-weight language models locally.
 //!
 //! Subcommands: `run` (one answer or an interactive chat), `bench` (llama-bench-style speed
-//! report) and `tokenize`. Answers go to stdout; progress and diagnostics to stderr.
+//! report), `tokenize` and `serve` (Ollama- and OpenAI-compatible HTTP server). Answers go to stdout; progress and diagnostics to stderr.
 
 mod bench;
 mod chat;
 mod cli;
 mod load;
 mod run;
+mod serve;
 
 use clap::Parser;
 
@@ -17,6 +18,7 @@ fn main() -> std::process::ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Bench(args) => bench::bench(args),
         cli::Command::Tokenize(args) => run::tokenize(args),
+        cli::Command::Serve(args) => serve::serve(args),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -1,6 +1,6 @@
 //! `kiln run` with a prompt, and `kiln tokenize`.
 
-use crate::chat::{answer, generate_options, interactive, print_stats, PromptBuilder};
+use crate::chat::{answer, generate_options, interactive, print_stats, prompt_format};
 use crate::cli::{RunArgs, TokenizeArgs};
 use crate::load::{load_engine, load_model};
 use anyhow::Result;
@@ -22,7 +22,7 @@ pub fn run(args: RunArgs) -> Result<()> {
             messages.push(ChatMessage { role: "system".into(), content: system.clone() });
         }
         messages.push(ChatMessage { role: "user".into(), content: prompt.clone() });
-        PromptBuilder::new(&engine, &args)?.tokens(engine.tokenizer(), &messages)?
+        prompt_format(&engine, &args)?.chat_tokens(engine.tokenizer(), &messages)?
     };
     let mut seq = Sequence::default();
     engine.set_tokens(&mut seq, &tokens)?;

@@ -1,0 +1,91 @@
+//! Hands a request to its model's thread and turns the event stream into a response body.
+//! Shared by both APIs, which differ only in how they spell each event.
+
+use crate::error::ApiError;
+use crate::options::RequestOptions;
+use crate::registry::Registry;
+use crate::worker::{Done, Event, Prompt};
+use axum::body::Body;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+/// A request the model thread has started answering.
+pub struct Running {
+    /// Time spent loading the model for this request (zero when it was loaded already).
+    pub load: Duration,
+    pub started: Instant,
+    first: Event,
+    rx: UnboundedReceiver<Event>,
+}
+
+/// Queues the request and waits for its first event, so that an error found before any
+/// text (a prompt too long for the context, say) still gets a proper HTTP status.
+pub async fn start(
+    registry: &Registry,
+    model_name: &str,
+    prompt: Prompt,
+    options: RequestOptions,
+    started: Instant,
+) -> Result<Running, ApiError> {
+    let model = registry.find(model_name)?;
+    let (worker, load) = registry.worker(&model).await?;
+    let mut rx = match worker.submit(prompt, options) {
+        Ok(rx) => rx,
+        Err(e) => {
+            registry.forget(&model).await;
+            return Err(e);
+        }
+    };
+    match rx.recv().await {
+        None => {
+            registry.forget(&model).await;
+            Err(ApiError::internal("the model thread stopped"))
+        }
+        Some(Event::Error(e)) => Err(e),
+        Some(first) => Ok(Running { load, started, first, rx }),
+    }
+}
+
+impl Running {
+    /// Waits for the whole answer.
+    pub async fn collect(mut self) -> Result<(String, Done, Running), ApiError> {
+        let mut text = String::new();
+        let mut next = Some(std::mem::replace(&mut self.first, Event::Text(String::new())));
+        loop {
+            let ev = match next.take() {
+                Some(ev) => ev,
+                None => self.rx.recv().await.unwrap_or_else(stopped),
+            };
+            match ev {
+                Event::Text(t) => text.push_str(&t),
+                Event::Done(d) => return Ok((text, d, self)),
+                Event::Error(e) => return Err(e),
+            }
+        }
+    }
+
+    /// A streaming body: `chunk` spells each event; the stream ends after `Done` or `Error`.
+    /// Dropping the body (the client left) drops the receiver, which cancels generation.
+    pub fn stream(self, chunk: impl FnMut(Event) -> String + Send + 'static) -> Body {
+        let Running { first, rx, .. } = self;
+        let state = (Some(first), rx, false, chunk);
+        let s = futures_util::stream::unfold(state, |(pending, mut rx, finished, mut chunk)| async move {
+            if finished {
+                return None;
+            }
+            let ev = match pending {
+                Some(ev) => ev,
+                None => rx.recv().await.unwrap_or_else(stopped),
+            };
+            let last = !matches!(ev, Event::Text(_));
+            Some((Ok::<_, Infallible>(chunk(ev)), (None, rx, last, chunk)))
+        });
+        Body::from_stream(s)
+    }
+}
+
+/// The event standing for a model thread that ended without finishing the request.
+fn stopped() -> Event {
+    Event::Error(ApiError::internal("the model thread stopped before finishing the request"))
+}

@@ -1,0 +1,129 @@
+//! kiln-server: `kiln serve`, speaking Ollama's native API and OpenAI's, over the engine.
+//!
+//! Each loaded model runs on its own OS thread (`worker`), fed by a channel; HTTP handlers
+//! (`routes_ollama`, `routes_openai`) only parse, validate (`options`), queue (`dispatch`)
+//! and spell the events the model thread sends back. Models are GGUF files found by the
+//! `registry` and loaded on first use.
+
+mod clock;
+mod dispatch;
+pub mod error;
+pub mod options;
+pub mod registry;
+mod routes_ollama;
+mod routes_openai;
+pub mod worker;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use registry::Registry;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest request body accepted. Text prompts need far less; the limit keeps one client
+/// from making the server buffer arbitrary amounts.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Where Ollama listens, so Ollama clients find Kiln without configuration.
+pub const DEFAULT_HOST: &str = "127.0.0.1:11434";
+
+/// What `kiln serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `host:port`, `http://host:port`, `:port` or `host`.
+    pub host: String,
+    /// Directory whose `*.gguf` files are served, named by file stem.
+    pub models_dir: Option<PathBuf>,
+    /// Models given by name and path.
+    pub models: Vec<(String, PathBuf)>,
+    /// Compute threads per model (default: one per core).
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("invalid host '{0}': expected host:port, http://host:port or :port")]
+    Host(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<Registry>,
+}
+
+/// Normalises the listen address: drops an `http://` scheme and a trailing slash, and fills
+/// in the default host or port, as `OLLAMA_HOST` is read.
+pub fn parse_host(s: &str) -> Result<String, ServerError> {
+    let trimmed = s.trim();
+    let rest = trimmed.strip_prefix("http://").unwrap_or(trimmed).trim_end_matches('/');
+    if rest.is_empty() || rest.contains('/') || rest.contains("://") {
+        return Err(ServerError::Host(s.to_string()));
+    }
+    let with_port = match rest.rsplit_once(':') {
+        // `[::1]:8080`, `host:8080`, `:8080`
+        Some((host, port)) if !port.contains(']') => {
+            port.parse::<u16>().map_err(|_| ServerError::Host(s.to_string()))?;
+            let host = if host.is_empty() { "127.0.0.1" } else { host };
+            format!("{host}:{port}")
+        }
+        _ => format!("{rest}:11434"),
+    };
+    Ok(with_port)
+}
+
+/// All routes of both APIs.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(routes_ollama::root))
+        .route("/api/version", get(routes_ollama::version))
+        .route("/api/generate", post(routes_ollama::generate))
+        .route("/api/chat", post(routes_ollama::chat))
+        .route("/api/tags", get(routes_ollama::tags))
+        .route("/api/show", post(routes_ollama::show))
+        .route("/api/ps", get(routes_ollama::ps))
+        .route("/v1/chat/completions", post(routes_openai::chat_completions))
+        .route("/v1/completions", post(routes_openai::completions))
+        .route("/v1/models", get(routes_openai::list_models))
+        .route("/v1/models/{*id}", get(routes_openai::retrieve_model))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(state)
+}
+
+/// Runs the server until the process is stopped.
+pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
+    let addr = parse_host(&config.host)?;
+    let registry = Arc::new(Registry::new(config.models_dir, config.models, config.threads));
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
+        let n = registry.list().len();
+        eprintln!("kiln serve: listening on http://{} ({n} model(s) available)", listener.local_addr()?);
+        axum::serve(listener, router(AppState { registry })).await?;
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_parse_like_ollama_host() {
+        assert_eq!(parse_host("127.0.0.1:8080").unwrap(), "127.0.0.1:8080");
+        assert_eq!(parse_host("http://0.0.0.0:9000/").unwrap(), "0.0.0.0:9000");
+        assert_eq!(parse_host(":7000").unwrap(), "127.0.0.1:7000");
+        assert_eq!(parse_host("localhost").unwrap(), "localhost:11434");
+        assert_eq!(parse_host("[::1]:5000").unwrap(), "[::1]:5000");
+        assert!(parse_host("host:notaport").is_err());
+        assert!(parse_host("ftp://x:1").is_err());
+        assert!(parse_host("").is_err());
+    }
+}

@@ -1,0 +1,259 @@
+//! Request options: Ollama's `options` object and OpenAI's top-level fields, both mapped onto
+//! the engine's `GenerateOptions` and checked before a request reaches the model thread, so
+//! a nonsensical value is a 400 rather than garbage text.
+
+use crate::error::ApiError;
+use kiln_engine::sampler::SamplingParams;
+use kiln_engine::GenerateOptions;
+use serde::Deserialize;
+
+/// The largest context a request may ask for. The KV cache is allocated up front, so this
+/// bounds the memory one request can make the server reserve.
+pub const MAX_NUM_CTX: usize = 1 << 20;
+
+/// Context size when a request names none (Ollama's current default).
+pub const DEFAULT_NUM_CTX: usize = 4096;
+
+/// `stop` as either API sends it: one string or a list.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Stop {
+    pub fn into_vec(self) -> Vec<String> {
+        match self {
+            Stop::One(s) => vec![s],
+            Stop::Many(v) => v,
+        }
+    }
+}
+
+/// Ollama's `options` (Modelfile parameters). Unknown keys are ignored, as Ollama does.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct OllamaOptions {
+    pub temperature: Option<f32>,
+    pub top_k: Option<i64>,
+    pub top_p: Option<f32>,
+    pub min_p: Option<f32>,
+    pub seed: Option<i64>,
+    pub num_predict: Option<i64>,
+    pub num_ctx: Option<i64>,
+    pub repeat_penalty: Option<f32>,
+    pub repeat_last_n: Option<i64>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub stop: Option<Stop>,
+}
+
+/// What the model thread needs to run one request.
+#[derive(Debug, Clone)]
+pub struct RequestOptions {
+    pub generate: GenerateOptions,
+    pub num_ctx: usize,
+}
+
+/// Checks a context size asked for by a client.
+pub fn check_num_ctx(n: i64) -> Result<usize, ApiError> {
+    match usize::try_from(n) {
+        Ok(n) if (1..=MAX_NUM_CTX).contains(&n) => Ok(n),
+        _ => Err(ApiError::bad_request(format!("invalid option num_ctx = {n}: expected 1 to {MAX_NUM_CTX}"))),
+    }
+}
+
+/// Ollama's `seed`: negative means "random", as in Ollama.
+fn seed(s: Option<i64>) -> Option<u64> {
+    s.and_then(|s| u64::try_from(s).ok())
+}
+
+/// Ollama's `num_predict`: -1 (or -2, "fill the context") means no limit.
+fn max_tokens(n: Option<i64>) -> Result<Option<usize>, ApiError> {
+    match n {
+        None | Some(-1) | Some(-2) => Ok(None),
+        Some(n) => usize::try_from(n).map(Some).map_err(|_| {
+            ApiError::bad_request(format!("invalid option num_predict = {n}: expected -1 or a count >= 0"))
+        }),
+    }
+}
+
+fn finish(
+    sampling: SamplingParams,
+    max_tokens: Option<usize>,
+    stop: Vec<String>,
+    num_ctx: usize,
+) -> Result<RequestOptions, ApiError> {
+    sampling.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
+    if stop.iter().any(String::is_empty) {
+        return Err(ApiError::bad_request("invalid option stop: stop strings must not be empty"));
+    }
+    Ok(RequestOptions { generate: GenerateOptions { sampling, max_tokens, stop }, num_ctx })
+}
+
+impl OllamaOptions {
+    /// Maps onto the engine's options with Ollama's defaults for what is missing.
+    pub fn resolve(&self) -> Result<RequestOptions, ApiError> {
+        let d = SamplingParams::default();
+        let top_k = match self.top_k {
+            None => d.top_k,
+            Some(k) if k <= 0 => 0,
+            Some(k) => usize::try_from(k).unwrap_or(usize::MAX),
+        };
+        let repeat_last_n = match self.repeat_last_n {
+            None => d.repeat_last_n,
+            Some(-1) => SamplingParams::WHOLE_HISTORY,
+            Some(n) => usize::try_from(n).map_err(|_| {
+                ApiError::bad_request(format!("invalid option repeat_last_n = {n}: expected -1 or a count >= 0"))
+            })?,
+        };
+        let sampling = SamplingParams {
+            temperature: self.temperature.unwrap_or(d.temperature),
+            top_k,
+            top_p: self.top_p.unwrap_or(d.top_p),
+            min_p: self.min_p.unwrap_or(d.min_p),
+            repeat_penalty: self.repeat_penalty.unwrap_or(d.repeat_penalty),
+            repeat_last_n,
+            presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
+            frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
+            seed: seed(self.seed),
+        };
+        let num_ctx = self.num_ctx.map(check_num_ctx).transpose()?.unwrap_or(DEFAULT_NUM_CTX);
+        let stop = self.stop.clone().map(Stop::into_vec).unwrap_or_default();
+        finish(sampling, max_tokens(self.num_predict)?, stop, num_ctx)
+    }
+}
+
+/// The sampling fields of OpenAI's chat and completion requests, plus the `num_ctx`
+/// extension (OpenAI has no way to size the context).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+pub struct OpenAiSampling {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub seed: Option<i64>,
+    pub stop: Option<Stop>,
+    pub presence_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub max_tokens: Option<i64>,
+    pub max_completion_tokens: Option<i64>,
+    pub num_ctx: Option<i64>,
+}
+
+impl OpenAiSampling {
+    /// OpenAI's defaults (temperature 1, top_p 1, no penalties) over Ollama's for the rest,
+    /// which is what Ollama's compatibility layer does.
+    pub fn resolve(&self) -> Result<RequestOptions, ApiError> {
+        for (name, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
+            if let Some(v) = v {
+                if !(-2.0..=2.0).contains(&v) {
+                    return Err(ApiError::bad_request(format!("invalid {name} = {v}: expected a number in [-2, 2]")));
+                }
+            }
+        }
+        if let Some(t) = self.temperature {
+            if !(0.0..=2.0).contains(&t) {
+                return Err(ApiError::bad_request(format!("invalid temperature = {t}: expected a number in [0, 2]")));
+            }
+        }
+        let sampling = SamplingParams {
+            temperature: self.temperature.unwrap_or(1.0),
+            top_p: self.top_p.unwrap_or(1.0),
+            presence_penalty: self.presence_penalty.unwrap_or(0.0),
+            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
+            seed: seed(self.seed),
+            ..SamplingParams::default()
+        };
+        let limit = self.max_completion_tokens.or(self.max_tokens);
+        let max_tokens =
+            match limit {
+                None => None,
+                Some(n) => Some(usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
+                    ApiError::bad_request(format!("invalid max_tokens = {n}: expected a count >= 1"))
+                })?),
+            };
+        let num_ctx = self.num_ctx.map(check_num_ctx).transpose()?.unwrap_or(DEFAULT_NUM_CTX);
+        let stop = self.stop.clone().map(Stop::into_vec).unwrap_or_default();
+        finish(sampling, max_tokens, stop, num_ctx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ollama(json: &str) -> Result<RequestOptions, ApiError> {
+        serde_json::from_str::<OllamaOptions>(json).unwrap().resolve()
+    }
+
+    fn openai(json: &str) -> Result<RequestOptions, ApiError> {
+        serde_json::from_str::<OpenAiSampling>(json).unwrap().resolve()
+    }
+
+    #[test]
+    fn ollama_defaults() {
+        let o = ollama("{}").unwrap();
+        assert_eq!(o.num_ctx, DEFAULT_NUM_CTX);
+        assert_eq!(o.generate.max_tokens, None);
+        assert_eq!(o.generate.sampling, SamplingParams::default());
+    }
+
+    #[test]
+    fn ollama_values_map_through() {
+        let o = ollama(
+            r#"{"temperature":0,"top_k":-1,"top_p":0.5,"min_p":0.1,"seed":7,"num_predict":8,"num_ctx":2048,
+                "repeat_penalty":1,"repeat_last_n":-1,"presence_penalty":0.5,"frequency_penalty":0.25,
+                "stop":["\n","END"],"mirostat":0}"#,
+        )
+        .unwrap();
+        let s = &o.generate.sampling;
+        assert_eq!((s.temperature, s.top_k, s.top_p, s.min_p, s.seed), (0.0, 0, 0.5, 0.1, Some(7)));
+        assert_eq!((s.repeat_penalty, s.repeat_last_n), (1.0, SamplingParams::WHOLE_HISTORY));
+        assert_eq!((s.presence_penalty, s.frequency_penalty), (0.5, 0.25));
+        assert_eq!(o.generate.max_tokens, Some(8));
+        assert_eq!(o.generate.stop, vec!["\n".to_string(), "END".to_string()]);
+        assert_eq!(o.num_ctx, 2048);
+        assert_eq!(ollama(r#"{"seed":-1,"num_predict":-2,"stop":"x"}"#).unwrap().generate.sampling.seed, None);
+    }
+
+    #[test]
+    fn absurd_ollama_values_are_rejected() {
+        for bad in [
+            r#"{"temperature":-1}"#,
+            r#"{"top_p":7}"#,
+            r#"{"num_ctx":0}"#,
+            r#"{"num_ctx":2000000}"#,
+            r#"{"num_predict":-5}"#,
+            r#"{"repeat_last_n":-3}"#,
+            r#"{"stop":[""]}"#,
+        ] {
+            let e = ollama(bad).unwrap_err();
+            assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST, "{bad}");
+        }
+    }
+
+    #[test]
+    fn wrong_types_do_not_parse() {
+        assert!(serde_json::from_str::<OllamaOptions>(r#"{"temperature":"hot"}"#).is_err());
+        assert!(serde_json::from_str::<OpenAiSampling>(r#"{"stop":3}"#).is_err());
+    }
+
+    #[test]
+    fn openai_defaults_and_limits() {
+        let o = openai("{}").unwrap();
+        assert_eq!((o.generate.sampling.temperature, o.generate.sampling.top_p), (1.0, 1.0));
+        assert_eq!(o.generate.max_tokens, None);
+        let o = openai(r#"{"max_tokens":5,"max_completion_tokens":9,"stop":"\n","num_ctx":512}"#).unwrap();
+        assert_eq!(o.generate.max_tokens, Some(9));
+        assert_eq!(o.generate.stop, vec!["\n".to_string()]);
+        assert_eq!(o.num_ctx, 512);
+        for bad in [
+            r#"{"temperature":-1}"#,
+            r#"{"temperature":3}"#,
+            r#"{"top_p":7}"#,
+            r#"{"max_tokens":0}"#,
+            r#"{"presence_penalty":5}"#,
+        ] {
+            assert!(openai(bad).is_err(), "{bad}");
+        }
+    }
+}

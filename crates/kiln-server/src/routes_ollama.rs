@@ -1,0 +1,311 @@
+//! Ollama's native API: `/api/generate`, `/api/chat`, `/api/tags`, `/api/show`, `/api/ps`.
+//! Streams are newline-delimited JSON; durations are nanoseconds.
+
+use crate::clock::rfc3339;
+use crate::dispatch::{self, Running};
+use crate::error::{parse_json, ApiError};
+use crate::options::{OllamaOptions, RequestOptions};
+use crate::registry::{describe, ModelEntry};
+use crate::worker::{Done, Event, Prompt};
+use crate::AppState;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use kiln_engine::chat_template::ChatMessage;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant, SystemTime};
+
+#[derive(Debug, Deserialize)]
+pub struct GenerateRequest {
+    pub model: String,
+    #[serde(default)]
+    pub prompt: String,
+    pub system: Option<String>,
+    #[serde(default)]
+    pub raw: bool,
+    pub stream: Option<bool>,
+    pub options: Option<OllamaOptions>,
+    pub images: Option<Vec<String>>,
+    pub format: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OllamaMessage {
+    pub role: String,
+    #[serde(default)]
+    pub content: String,
+    pub images: Option<Vec<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChatRequest {
+    pub model: String,
+    #[serde(default)]
+    pub messages: Vec<OllamaMessage>,
+    pub stream: Option<bool>,
+    pub options: Option<OllamaOptions>,
+    pub format: Option<Value>,
+    pub tools: Option<Vec<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ShowRequest {
+    #[serde(alias = "name")]
+    pub model: String,
+}
+
+fn no_images(images: &Option<Vec<String>>) -> Result<(), ApiError> {
+    match images {
+        Some(v) if !v.is_empty() => {
+            Err(ApiError::bad_request("images are not supported: kiln serves text-only models"))
+        }
+        _ => Ok(()),
+    }
+}
+
+fn no_format(format: &Option<Value>) -> Result<(), ApiError> {
+    match format {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if s.is_empty() => Ok(()),
+        Some(_) => Err(ApiError::bad_request("format (JSON mode and structured outputs) is not supported yet")),
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+/// The fields of a final chunk after `done`.
+fn final_fields(obj: &mut serde_json::Map<String, Value>, run_load: Duration, started: Instant, d: &Done) {
+    obj.insert("done_reason".into(), d.done_reason.as_str().into());
+    obj.insert("total_duration".into(), nanos(started.elapsed()).into());
+    obj.insert("load_duration".into(), nanos(run_load + d.load_duration).into());
+    obj.insert("prompt_eval_count".into(), d.prompt_tokens.into());
+    obj.insert("prompt_eval_duration".into(), nanos(d.prompt_eval_duration).into());
+    obj.insert("eval_count".into(), d.eval_count.into());
+    obj.insert("eval_duration".into(), nanos(d.eval_duration).into());
+}
+
+/// Which field carries the text: `response` for generate, `message` for chat.
+#[derive(Clone, Copy)]
+enum Kind {
+    Generate,
+    Chat,
+}
+
+fn chunk(kind: Kind, model: &str, text: &str, done: bool) -> serde_json::Map<String, Value> {
+    let mut obj = serde_json::Map::new();
+    obj.insert("model".into(), model.into());
+    obj.insert("created_at".into(), rfc3339(SystemTime::now()).into());
+    match kind {
+        Kind::Generate => obj.insert("response".into(), text.into()),
+        Kind::Chat => obj.insert("message".into(), json!({ "role": "assistant", "content": text })),
+    };
+    obj.insert("done".into(), done.into());
+    obj
+}
+
+fn ndjson(v: &serde_json::Map<String, Value>) -> String {
+    let mut s = serde_json::to_string(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// The reply to an empty prompt: the model is loaded and nothing is generated.
+async fn load_only(state: &AppState, kind: Kind, model_name: &str, started: Instant) -> Result<Response, ApiError> {
+    let model = state.registry.find(model_name)?;
+    let (_, load) = state.registry.worker(&model).await?;
+    let mut obj = chunk(kind, model_name, "", true);
+    obj.insert("done_reason".into(), "load".into());
+    obj.insert("total_duration".into(), nanos(started.elapsed()).into());
+    obj.insert("load_duration".into(), nanos(load).into());
+    Ok(Json(obj).into_response())
+}
+
+/// Runs a request and answers as one object or as NDJSON.
+async fn respond(
+    state: &AppState,
+    kind: Kind,
+    model_name: String,
+    prompt: Prompt,
+    options: RequestOptions,
+    stream: bool,
+    started: Instant,
+) -> Result<Response, ApiError> {
+    let run = dispatch::start(&state.registry, &model_name, prompt, options, started).await?;
+    if !stream {
+        let (text, done, run) = run.collect().await?;
+        let mut obj = chunk(kind, &model_name, &text, true);
+        final_fields(&mut obj, run.load, run.started, &done);
+        return Ok(Json(obj).into_response());
+    }
+    let (load, started) = (run.load, run.started);
+    let body = Running::stream(run, move |ev| match ev {
+        Event::Text(t) => ndjson(&chunk(kind, &model_name, &t, false)),
+        Event::Done(d) => {
+            let mut obj = chunk(kind, &model_name, "", true);
+            final_fields(&mut obj, load, started, &d);
+            ndjson(&obj)
+        }
+        // The status line is already sent; Ollama ends such a stream with an error object.
+        Event::Error(e) => ndjson(&json!({ "error": e.message }).as_object().cloned().unwrap_or_default()),
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let req: GenerateRequest = parse_json(&body)?;
+    no_images(&req.images)?;
+    no_format(&req.format)?;
+    let options = req.options.unwrap_or_default().resolve()?;
+    if req.prompt.is_empty() {
+        return load_only(&state, Kind::Generate, &req.model, started).await;
+    }
+    let prompt = if req.raw {
+        Prompt::Raw(req.prompt)
+    } else {
+        let mut messages = Vec::new();
+        if let Some(system) = req.system.filter(|s| !s.is_empty()) {
+            messages.push(ChatMessage::new("system", system));
+        }
+        messages.push(ChatMessage::new("user", req.prompt));
+        Prompt::Chat(messages)
+    };
+    respond(&state, Kind::Generate, req.model, prompt, options, req.stream.unwrap_or(true), started).await
+}
+
+pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let req: ChatRequest = parse_json(&body)?;
+    no_format(&req.format)?;
+    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
+        return Err(ApiError::bad_request("tools are not supported yet"));
+    }
+    for m in &req.messages {
+        no_images(&m.images)?;
+    }
+    let options = req.options.unwrap_or_default().resolve()?;
+    if req.messages.is_empty() {
+        return load_only(&state, Kind::Chat, &req.model, started).await;
+    }
+    let messages = req.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
+    respond(&state, Kind::Chat, req.model, Prompt::Chat(messages), options, req.stream.unwrap_or(true), started).await
+}
+
+/// One model as `/api/tags` and `/api/ps` list it. Reads the file's metadata and digest, so
+/// it runs on a blocking thread.
+fn model_summary(state: &AppState, m: &ModelEntry) -> serde_json::Map<String, Value> {
+    let details = describe(&m.path).map(|i| i.details()).unwrap_or_else(|_| json!({ "format": "gguf" }));
+    let digest = state.registry.digest(m).unwrap_or_default();
+    let mut obj = serde_json::Map::new();
+    obj.insert("name".into(), m.tagged().into());
+    obj.insert("model".into(), m.tagged().into());
+    obj.insert("modified_at".into(), rfc3339(m.modified).into());
+    obj.insert("size".into(), m.size.into());
+    obj.insert("digest".into(), digest.into());
+    obj.insert("details".into(), details);
+    obj
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("a background task failed: {e}")))
+}
+
+pub async fn tags(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    blocking(move || {
+        let models: Vec<Value> =
+            state.registry.list().iter().map(|m| Value::Object(model_summary(&state, m))).collect();
+        Json(json!({ "models": models }))
+    })
+    .await
+}
+
+pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let loaded = state.registry.loaded().await;
+    blocking(move || {
+        let models: Vec<Value> = loaded
+            .iter()
+            .map(|(m, w)| {
+                let mut obj = model_summary(&state, m);
+                obj.remove("modified_at");
+                // Models stay loaded until the server stops.
+                let forever = SystemTime::now() + Duration::from_secs(100 * 365 * 86_400);
+                obj.insert("expires_at".into(), rfc3339(forever).into());
+                obj.insert("size_vram".into(), 0.into());
+                obj.insert("context_length".into(), w.num_ctx.load(std::sync::atomic::Ordering::Relaxed).into());
+                Value::Object(obj)
+            })
+            .collect();
+        Json(json!({ "models": models }))
+    })
+    .await
+}
+
+pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
+    let req: ShowRequest = parse_json(&body)?;
+    let model = state.registry.find(&req.model)?;
+    blocking(move || {
+        let info = describe(&model.path)?;
+        let mut modelfile = format!("# Modelfile generated by \"kiln serve\"\nFROM {}\n", model.path.display());
+        if let Some(t) = &info.template {
+            modelfile.push_str(&format!("TEMPLATE \"\"\"{t}\"\"\"\n"));
+        }
+        Ok(Json(json!({
+            "modelfile": modelfile,
+            "parameters": "",
+            "template": info.template.clone().unwrap_or_default(),
+            "license": info.license.clone().unwrap_or_default(),
+            "details": info.details(),
+            "model_info": Value::Object(info.metadata.clone()),
+            "capabilities": ["completion"],
+            "modified_at": rfc3339(model.modified),
+        })))
+    })
+    .await?
+}
+
+pub async fn root() -> &'static str {
+    "Kiln is running"
+}
+
+pub async fn version() -> Json<Value> {
+    Json(json!({ "version": env!("CARGO_PKG_VERSION") }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_request_parses_with_defaults() {
+        let r: GenerateRequest = parse_json(br#"{"model":"m"}"#).unwrap();
+        assert_eq!((r.model.as_str(), r.prompt.as_str(), r.raw, r.stream), ("m", "", false, None));
+        let r: GenerateRequest =
+            parse_json(br#"{"model":"m","prompt":"p","raw":true,"stream":false,"options":{"num_predict":8}}"#).unwrap();
+        assert_eq!(r.options.unwrap().resolve().unwrap().generate.max_tokens, Some(8));
+        assert!(parse_json::<GenerateRequest>(br#"{"model":"m","stream":"yes"}"#).is_err());
+        assert!(parse_json::<GenerateRequest>(br#"{"prompt":"p"}"#).is_err());
+    }
+
+    #[test]
+    fn images_and_format_are_refused() {
+        assert!(no_images(&Some(vec!["aGk=".into()])).is_err());
+        assert!(no_images(&Some(vec![])).is_ok());
+        assert!(no_format(&Some(json!("json"))).is_err());
+        assert!(no_format(&Some(json!(""))).is_ok());
+    }
+
+    #[test]
+    fn chunks_have_the_fields_clients_read() {
+        let c = chunk(Kind::Chat, "m", "hi", false);
+        assert_eq!(c["message"]["content"], "hi");
+        assert_eq!(c["done"], false);
+        let c = chunk(Kind::Generate, "m", "hi", true);
+        assert_eq!(c["response"], "hi");
+        assert!(ndjson(&c).ends_with("}\n"));
+    }
+}
