@@ -20,6 +20,9 @@
 mod pyjson;
 mod strftime;
 
+/// C-style `strftime` of a Unix timestamp in UTC (the templates' `strftime_now` uses it too).
+pub use strftime::strftime;
+
 use minijinja::value::{from_args, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, Value};
 use serde::Serialize;

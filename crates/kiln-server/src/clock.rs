@@ -1,6 +1,5 @@
 //! Timestamps in the forms the APIs use: RFC 3339 (Ollama) and Unix seconds (OpenAI).
-//! Written out here because this is all the calendar arithmetic the server needs.
-
+use kiln_engine::chat_template::strftime;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub fn unix_seconds(t: SystemTime) -> u64 {
@@ -10,24 +9,7 @@ pub fn unix_seconds(t: SystemTime) -> u64 {
 /// `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` in UTC.
 pub fn rfc3339(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, day) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:09}Z", rem / 3600, rem / 60 % 60, rem % 60, d.subsec_nanos())
-}
-
-/// Year, month, day of a count of days since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+    format!("{}.{:09}Z", strftime("%Y-%m-%dT%H:%M:%S", d.as_secs() as i64), d.subsec_nanos())
 }
 
 #[cfg(test)]

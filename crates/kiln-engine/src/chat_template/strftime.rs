@@ -28,7 +28,7 @@ pub(super) fn strftime_now(format: &str) -> String {
 
 /// Formats a Unix timestamp (UTC) with C `strftime` conversions, including glibc's `%-d`
 /// style "no padding" flag. Unknown conversions are copied through, as glibc does.
-pub(super) fn strftime(format: &str, unix_secs: i64) -> String {
+pub fn strftime(format: &str, unix_secs: i64) -> String {
     let t = DateTime::from_unix(unix_secs);
     let mut out = String::new();
     let mut chars = format.chars();
