@@ -5,6 +5,7 @@
 //! and spell the events the model thread sends back. Models are GGUF files found by the
 //! `registry` and loaded on first use.
 
+pub mod access;
 mod clock;
 mod dispatch;
 pub mod error;
@@ -39,6 +40,8 @@ pub struct ServerConfig {
     pub models: Vec<(String, PathBuf)>,
     /// Compute threads per model (default: one per core).
     pub threads: Option<usize>,
+    /// Allowed browser origins and the API key.
+    pub access: access::AccessPolicy,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -77,8 +80,8 @@ pub fn parse_host(s: &str) -> Result<String, ServerError> {
     Ok(with_port)
 }
 
-/// All routes of both APIs.
-pub fn router(state: AppState) -> Router {
+/// All routes of both APIs, behind the access policy.
+pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
     Router::new()
         .route("/", get(routes_ollama::root))
         .route("/api/version", get(routes_ollama::version))
@@ -92,6 +95,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes_openai::list_models))
         .route("/v1/models/{*id}", get(routes_openai::retrieve_model))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(access), access::enforce))
         .with_state(state)
 }
 
@@ -106,7 +110,7 @@ pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
             .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
         let n = registry.list().len();
         eprintln!("kiln serve: listening on http://{} ({n} model(s) available)", listener.local_addr()?);
-        axum::serve(listener, router(AppState { registry })).await?;
+        axum::serve(listener, router(AppState { registry }, config.access)).await?;
         Ok(())
     })
 }
@@ -114,6 +118,55 @@ pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Body;
+    use axum::http::{header, Request, StatusCode};
+    use tower::ServiceExt;
+
+    fn app(access: access::AccessPolicy) -> Router {
+        router(AppState { registry: Arc::new(Registry::new(None, vec![], Some(1))) }, access)
+    }
+
+    async fn call(app: Router, request: Request<Body>) -> axum::response::Response {
+        app.oneshot(request).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn origins_are_checked_and_preflights_answered() {
+        let get =
+            |origin: &str| Request::get("/api/version").header(header::ORIGIN, origin).body(Body::empty()).unwrap();
+        let ok = call(app(Default::default()), get("http://localhost:5173")).await;
+        assert_eq!(ok.status(), StatusCode::OK);
+        assert_eq!(ok.headers()[header::ACCESS_CONTROL_ALLOW_ORIGIN], "http://localhost:5173");
+        let refused = call(app(Default::default()), get("https://evil.example")).await;
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+        let preflight = Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/chat/completions")
+            .header(header::ORIGIN, "http://127.0.0.1:3000")
+            .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+            .header(header::ACCESS_CONTROL_REQUEST_HEADERS, "content-type, x-stainless-os")
+            .body(Body::empty())
+            .unwrap();
+        let pre = call(app(Default::default()), preflight).await;
+        assert_eq!(pre.status(), StatusCode::NO_CONTENT);
+        assert_eq!(pre.headers()[header::ACCESS_CONTROL_ALLOW_HEADERS], "content-type, x-stainless-os");
+        // No Origin header (curl, SDKs): no CORS involved.
+        let plain = call(app(Default::default()), Request::get("/").body(Body::empty()).unwrap()).await;
+        assert_eq!(plain.status(), StatusCode::OK);
+    }
+
+    #[tokio::test]
+    async fn api_key_guards_every_route() {
+        let policy = access::AccessPolicy { origins: vec![], api_key: Some("s3cret".into()) };
+        for uri in ["/", "/api/version", "/api/tags", "/v1/models"] {
+            let none = call(app(policy.clone()), Request::get(uri).body(Body::empty()).unwrap()).await;
+            assert_eq!(none.status(), StatusCode::UNAUTHORIZED, "{uri}");
+            let wrong = Request::get(uri).header(header::AUTHORIZATION, "Bearer s3cre7").body(Body::empty()).unwrap();
+            assert_eq!(call(app(policy.clone()), wrong).await.status(), StatusCode::UNAUTHORIZED, "{uri}");
+            let right = Request::get(uri).header(header::AUTHORIZATION, "Bearer s3cret").body(Body::empty()).unwrap();
+            assert_eq!(call(app(policy.clone()), right).await.status(), StatusCode::OK, "{uri}");
+        }
+    }
 
     #[test]
     fn hosts_parse_like_ollama_host() {

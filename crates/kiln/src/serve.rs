@@ -20,7 +20,8 @@ fn default_models_dir() -> Option<PathBuf> {
 pub fn serve(args: ServeArgs) -> Result<()> {
     let models = args.model.iter().map(|s| parse_model(s)).collect::<Result<Vec<_>>>()?;
     let models_dir = args.models.or_else(default_models_dir);
-    let config = kiln_server::ServerConfig { host: args.host, models_dir, models, threads: args.threads };
+    let access = kiln_server::access::AccessPolicy::from_env();
+    let config = kiln_server::ServerConfig { host: args.host, models_dir, models, threads: args.threads, access };
     kiln_server::serve(config).context("running the server")
 }
 
