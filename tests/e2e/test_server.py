@@ -252,3 +252,44 @@ def test_client_disconnect_mid_stream(oc):
     r = oc.generate(model=MODEL, prompt="The capital of France is", raw=True, options=GREEDY)
     assert r.done is True
     assert r.response.startswith(" Paris")
+
+
+def loaded_models(oc):
+    return {m.model: m for m in oc.ps().models}
+
+
+def wait_until_unloaded(oc, name, seconds=5.0):
+    import time
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if name not in loaded_models(oc):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_keep_alive_sets_expiry_and_zero_unloads(oc):
+    import datetime
+    r = oc.generate(model="named", prompt="The capital of France is", raw=True, options=GREEDY, keep_alive="10m")
+    assert r.response.startswith(" Paris")
+    ps = loaded_models(oc)["named:latest"]
+    left = ps.expires_at - datetime.datetime.now(datetime.timezone.utc)
+    assert datetime.timedelta(minutes=9) < left <= datetime.timedelta(minutes=10, seconds=5)
+    # keep_alive 0 on a request: answered, then unloaded.
+    r = oc.generate(model="named", prompt="The capital of France is", raw=True, options=GREEDY, keep_alive=0)
+    assert r.response.startswith(" Paris")
+    assert wait_until_unloaded(oc, "named:latest")
+    # An empty prompt with keep_alive 0 unloads without generating; the next request reloads.
+    oc.generate(model="named", prompt="")
+    assert "named:latest" in loaded_models(oc)
+    r = oc.generate(model="named", prompt="", keep_alive=0)
+    assert r.done_reason == "unload"
+    assert wait_until_unloaded(oc, "named:latest")
+    r = oc.chat(model="named", messages=[{"role": "user", "content": "Hi"}], options=GREEDY, keep_alive=-1)
+    assert r.message.content
+    assert loaded_models(oc)["named:latest"].expires_at.year > 2100
+
+
+def test_bad_keep_alive_is_400():
+    r = httpx.post(URL + "/api/generate", json={"model": MODEL, "prompt": "hi", "keep_alive": "soon"})
+    assert r.status_code == 400 and "keep_alive" in r.json()["error"]

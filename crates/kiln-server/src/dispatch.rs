@@ -2,6 +2,7 @@
 //! Shared by both APIs, which differ only in how they spell each event.
 
 use crate::error::ApiError;
+use crate::keep_alive::KeepAlive;
 use crate::options::RequestOptions;
 use crate::registry::Registry;
 use crate::worker::{Done, Event, Prompt};
@@ -26,10 +27,11 @@ pub async fn start(
     model_name: &str,
     prompt: Prompt,
     options: RequestOptions,
+    keep_alive: Option<KeepAlive>,
     started: Instant,
 ) -> Result<Running, ApiError> {
     let model = registry.find(model_name)?;
-    let (worker, load) = registry.worker(&model).await?;
+    let (worker, load) = registry.worker(&model, keep_alive).await?;
     let mut rx = match worker.submit(prompt, options) {
         Ok(rx) => rx,
         Err(e) => {

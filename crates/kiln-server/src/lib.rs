@@ -9,6 +9,7 @@ pub mod access;
 mod clock;
 mod dispatch;
 pub mod error;
+pub mod keep_alive;
 pub mod options;
 pub mod registry;
 mod routes_ollama;
@@ -50,6 +51,8 @@ pub enum ServerError {
     Host(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("KILN_KEEP_ALIVE: {0}")]
+    KeepAlive(String),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -102,12 +105,21 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
 /// Runs the server until the process is stopped.
 pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let addr = parse_host(&config.host)?;
-    let registry = Arc::new(Registry::new(config.models_dir, config.models, config.threads));
+    let keep_alive = keep_alive::default_from_env().map_err(|e| ServerError::KeepAlive(e.to_string()))?;
+    let registry =
+        Arc::new(Registry::new(config.models_dir, config.models, config.threads).with_keep_alive(keep_alive));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
             .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
+        let reaper = Arc::clone(&registry);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                reaper.unload_expired().await;
+            }
+        });
         let n = registry.list().len();
         eprintln!("kiln serve: listening on http://{} ({n} model(s) available)", listener.local_addr()?);
         axum::serve(listener, router(AppState { registry }, config.access)).await?;

@@ -2,6 +2,7 @@
 //! are (read from GGUF metadata), and which are loaded (one model thread each).
 
 use crate::error::ApiError;
+use crate::keep_alive::KeepAlive;
 use crate::worker::WorkerHandle;
 use kiln_gguf::{GgufFile, Value};
 use sha2::{Digest, Sha256};
@@ -9,7 +10,7 @@ use std::collections::HashMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A model file the server can serve.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,12 +164,28 @@ fn sha256_file(path: &Path) -> Result<String, ApiError> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// A loaded model: its thread and how long it may stay idle.
+struct Loaded {
+    entry: ModelEntry,
+    worker: Arc<WorkerHandle>,
+    keep_alive: KeepAlive,
+}
+
+impl Loaded {
+    /// When the model unloads if nothing else arrives (`None`: never).
+    fn expires(&self) -> Option<Instant> {
+        self.keep_alive.map(|k| self.worker.idle_since() + k)
+    }
+}
+
 /// Models known to the server and the threads of those loaded.
 pub struct Registry {
     models_dir: Option<PathBuf>,
     named: Vec<(String, PathBuf)>,
     n_threads: Option<usize>,
-    loaded: tokio::sync::Mutex<HashMap<PathBuf, (ModelEntry, Arc<WorkerHandle>)>>,
+    loaded: tokio::sync::Mutex<HashMap<PathBuf, Loaded>>,
+    /// How long an idle model stays loaded unless a request says otherwise.
+    default_keep_alive: KeepAlive,
     /// Digests by (path, size, mtime): hashing a large file takes seconds, so it is done once
     /// per version of the file, when a client first asks.
     digests: Mutex<HashMap<(PathBuf, u64, SystemTime), String>>,
@@ -191,8 +208,15 @@ impl Registry {
             named,
             n_threads,
             loaded: tokio::sync::Mutex::new(HashMap::new()),
+            default_keep_alive: Some(crate::keep_alive::DEFAULT),
             digests: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same registry with another default keep-alive.
+    pub fn with_keep_alive(mut self, keep_alive: KeepAlive) -> Registry {
+        self.default_keep_alive = keep_alive;
+        self
     }
 
     /// Every model, sorted by name. The directory is read on each call, so files added while
@@ -225,27 +249,55 @@ impl Registry {
             .ok_or_else(|| ApiError::model_not_found(name))
     }
 
-    /// The model's thread, loading the model on first use. Returns the load time when this
-    /// call loaded it. Loads are serialised, so two first requests do not load twice.
-    pub async fn worker(&self, model: &ModelEntry) -> Result<(Arc<WorkerHandle>, Duration), ApiError> {
+    /// The model's thread, loading the model on first use, and its keep-alive from now on
+    /// (`None` in the request: the server's default). Returns the load time when this call
+    /// loaded it. Loads are serialised, so two first requests do not load twice.
+    pub async fn worker(
+        &self,
+        model: &ModelEntry,
+        keep_alive: Option<KeepAlive>,
+    ) -> Result<(Arc<WorkerHandle>, Duration), ApiError> {
+        let keep_alive = keep_alive.unwrap_or(self.default_keep_alive);
         let mut loaded = self.loaded.lock().await;
-        if let Some((_, w)) = loaded.get(&model.path) {
-            return Ok((Arc::clone(w), Duration::ZERO));
+        if let Some(l) = loaded.get_mut(&model.path) {
+            l.keep_alive = keep_alive;
+            l.worker.touch();
+            return Ok((Arc::clone(&l.worker), Duration::ZERO));
         }
         let (w, took) = WorkerHandle::spawn(&model.path, self.n_threads).await?;
         let w = Arc::new(w);
-        loaded.insert(model.path.clone(), (model.clone(), Arc::clone(&w)));
+        loaded.insert(model.path.clone(), Loaded { entry: model.clone(), worker: Arc::clone(&w), keep_alive });
         Ok((w, took))
     }
 
-    /// Forgets a model thread that stopped, so the next request loads the model again.
+    /// Forgets a model thread (it stopped, or its keep-alive ran out): the thread ends once
+    /// its queued requests are done, and the next request loads the model again.
     pub async fn forget(&self, model: &ModelEntry) {
         self.loaded.lock().await.remove(&model.path);
     }
 
-    /// Loaded models and their threads.
-    pub async fn loaded(&self) -> Vec<(ModelEntry, Arc<WorkerHandle>)> {
-        let mut v: Vec<_> = self.loaded.lock().await.values().cloned().collect();
+    /// Unloads `model` now if it is loaded and idle; true when it is not loaded afterwards.
+    pub async fn unload(&self, model: &ModelEntry) -> bool {
+        let mut loaded = self.loaded.lock().await;
+        match loaded.get(&model.path) {
+            Some(l) if l.worker.busy() => false,
+            _ => {
+                loaded.remove(&model.path);
+                true
+            }
+        }
+    }
+
+    /// Unloads the idle models whose keep-alive has run out.
+    pub async fn unload_expired(&self) {
+        let now = Instant::now();
+        self.loaded.lock().await.retain(|_, l| l.worker.busy() || l.expires().is_none_or(|t| t > now));
+    }
+
+    /// Loaded models, their threads and when they unload (`None`: never).
+    pub async fn loaded(&self) -> Vec<(ModelEntry, Arc<WorkerHandle>, Option<Instant>)> {
+        let mut v: Vec<_> =
+            self.loaded.lock().await.values().map(|l| (l.entry.clone(), Arc::clone(&l.worker), l.expires())).collect();
         v.sort_by(|a, b| a.0.name.cmp(&b.0.name));
         v
     }

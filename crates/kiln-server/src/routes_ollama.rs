@@ -4,6 +4,7 @@
 use crate::clock::rfc3339;
 use crate::dispatch::{self, Running};
 use crate::error::{parse_json, ApiError};
+use crate::keep_alive::{self, KeepAlive};
 use crate::options::{OllamaOptions, RequestOptions};
 use crate::registry::{describe, ModelEntry};
 use crate::worker::{Done, Event, Prompt};
@@ -30,6 +31,7 @@ pub struct GenerateRequest {
     pub options: Option<OllamaOptions>,
     pub images: Option<Vec<String>>,
     pub format: Option<Value>,
+    pub keep_alive: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -49,6 +51,7 @@ pub struct ChatRequest {
     pub options: Option<OllamaOptions>,
     pub format: Option<Value>,
     pub tools: Option<Vec<Value>>,
+    pub keep_alive: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -114,28 +117,46 @@ fn ndjson(v: &serde_json::Map<String, Value>) -> String {
     s
 }
 
-/// The reply to an empty prompt: the model is loaded and nothing is generated.
-async fn load_only(state: &AppState, kind: Kind, model_name: &str, started: Instant) -> Result<Response, ApiError> {
+/// The reply to an empty prompt: the model is loaded and nothing is generated, or, with a
+/// keep-alive of zero, unloaded.
+async fn load_only(
+    state: &AppState,
+    kind: Kind,
+    model_name: &str,
+    keep_alive: Option<KeepAlive>,
+    started: Instant,
+) -> Result<Response, ApiError> {
     let model = state.registry.find(model_name)?;
-    let (_, load) = state.registry.worker(&model).await?;
     let mut obj = chunk(kind, model_name, "", true);
+    if keep_alive == Some(Some(Duration::ZERO)) {
+        // A busy model unloads as soon as its requests finish (the reaper sees zero keep-alive).
+        if !state.registry.unload(&model).await {
+            state.registry.worker(&model, keep_alive).await?;
+        }
+        obj.insert("done_reason".into(), "unload".into());
+        obj.insert("total_duration".into(), nanos(started.elapsed()).into());
+        return Ok(Json(obj).into_response());
+    }
+    let (_, load) = state.registry.worker(&model, keep_alive).await?;
     obj.insert("done_reason".into(), "load".into());
     obj.insert("total_duration".into(), nanos(started.elapsed()).into());
     obj.insert("load_duration".into(), nanos(load).into());
     Ok(Json(obj).into_response())
 }
 
-/// Runs a request and answers as one object or as NDJSON.
-async fn respond(
-    state: &AppState,
-    kind: Kind,
+/// What a generate or chat request asks for, once validated.
+struct Ask {
     model_name: String,
     prompt: Prompt,
     options: RequestOptions,
+    keep_alive: Option<KeepAlive>,
     stream: bool,
-    started: Instant,
-) -> Result<Response, ApiError> {
-    let run = dispatch::start(&state.registry, &model_name, prompt, options, started).await?;
+}
+
+/// Runs a request and answers as one object or as NDJSON.
+async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Result<Response, ApiError> {
+    let Ask { model_name, prompt, options, keep_alive, stream } = ask;
+    let run = dispatch::start(&state.registry, &model_name, prompt, options, keep_alive, started).await?;
     if !stream {
         let (text, done, run) = run.collect().await?;
         let mut obj = chunk(kind, &model_name, &text, true);
@@ -162,8 +183,9 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
     no_images(&req.images)?;
     no_format(&req.format)?;
     let options = req.options.unwrap_or_default().resolve()?;
+    let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     if req.prompt.is_empty() {
-        return load_only(&state, Kind::Generate, &req.model, started).await;
+        return load_only(&state, Kind::Generate, &req.model, keep_alive, started).await;
     }
     let prompt = if req.raw {
         Prompt::Raw(req.prompt)
@@ -175,7 +197,8 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
         messages.push(ChatMessage::new("user", req.prompt));
         Prompt::Chat(messages)
     };
-    respond(&state, Kind::Generate, req.model, prompt, options, req.stream.unwrap_or(true), started).await
+    let ask = Ask { model_name: req.model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
+    respond(&state, Kind::Generate, ask, started).await
 }
 
 pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -189,11 +212,14 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
         no_images(&m.images)?;
     }
     let options = req.options.unwrap_or_default().resolve()?;
+    let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     if req.messages.is_empty() {
-        return load_only(&state, Kind::Chat, &req.model, started).await;
+        return load_only(&state, Kind::Chat, &req.model, keep_alive, started).await;
     }
     let messages = req.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
-    respond(&state, Kind::Chat, req.model, Prompt::Chat(messages), options, req.stream.unwrap_or(true), started).await
+    let stream = req.stream.unwrap_or(true);
+    let ask = Ask { model_name: req.model, prompt: Prompt::Chat(messages), options, keep_alive, stream };
+    respond(&state, Kind::Chat, ask, started).await
 }
 
 /// One model as `/api/tags` and `/api/ps` list it. Reads the file's metadata and digest, so
@@ -229,12 +255,15 @@ pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     blocking(move || {
         let models: Vec<Value> = loaded
             .iter()
-            .map(|(m, w)| {
+            .map(|(m, w, expires)| {
                 let mut obj = model_summary(&state, m);
                 obj.remove("modified_at");
-                // Models stay loaded until the server stops.
-                let forever = SystemTime::now() + Duration::from_secs(100 * 365 * 86_400);
-                obj.insert("expires_at".into(), rfc3339(forever).into());
+                // A model kept for good is shown expiring in a hundred years, as Ollama does.
+                let left = match expires {
+                    Some(t) => t.saturating_duration_since(Instant::now()),
+                    None => Duration::from_secs(100 * 365 * 86_400),
+                };
+                obj.insert("expires_at".into(), rfc3339(SystemTime::now() + left).into());
                 obj.insert("size_vram".into(), 0.into());
                 obj.insert("context_length".into(), w.num_ctx.load(std::sync::atomic::Ordering::Relaxed).into());
                 Value::Object(obj)

@@ -187,7 +187,7 @@ async fn respond(
     include_usage: bool,
 ) -> Result<Response, OpenAiError> {
     let options = sampling.resolve()?;
-    let run = dispatch::start(&state.registry, &model, prompt, options, Instant::now()).await?;
+    let run = dispatch::start(&state.registry, &model, prompt, options, None, Instant::now()).await?;
     let id = new_id(match kind {
         Kind::Chat => "chatcmpl",
         Kind::Completion => "cmpl",

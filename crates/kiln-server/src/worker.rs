@@ -60,6 +60,10 @@ pub enum Event {
 /// A model thread as the rest of the server sees it.
 pub struct WorkerHandle {
     jobs: std_mpsc::Sender<Job>,
+    /// Requests queued or running (the keep-alive clock only runs while this is zero).
+    pending: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the last request finished (or the model loaded, or a request touched it).
+    idle_since: Arc<std::sync::Mutex<Instant>>,
     /// Context size of the engine as last built (updated by the thread).
     pub num_ctx: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -72,6 +76,9 @@ impl WorkerHandle {
         let num_ctx = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let thread_path = path.to_path_buf();
         let thread_ctx = Arc::clone(&num_ctx);
+        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let idle_since = Arc::new(std::sync::Mutex::new(Instant::now()));
+        let (thread_pending, thread_idle) = (Arc::clone(&pending), Arc::clone(&idle_since));
         let name = format!("kiln-model-{}", path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default());
         std::thread::Builder::new()
             .name(name)
@@ -80,8 +87,11 @@ impl WorkerHandle {
                 match ModelThread::load(&thread_path, n_threads, thread_ctx) {
                     Ok(mut state) => {
                         let _ = ready_tx.send(Ok(started.elapsed()));
+                        *thread_idle.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                         while let Ok(job) = rx.recv() {
                             state.serve(job);
+                            *thread_idle.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                            thread_pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
                         }
                     }
                     Err(e) => {
@@ -91,15 +101,32 @@ impl WorkerHandle {
             })
             .map_err(|e| ApiError::internal(format!("starting the model thread: {e}")))?;
         let load = ready_rx.await.map_err(|_| ApiError::internal("the model thread stopped while loading"))??;
-        Ok((WorkerHandle { jobs, num_ctx }, load))
+        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx }, load))
+    }
+
+    /// Whether a request is queued or running.
+    pub fn busy(&self) -> bool {
+        self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+
+    /// When the model last became idle.
+    pub fn idle_since(&self) -> Instant {
+        *self.idle_since.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Restarts the idle clock (a request arrived).
+    pub fn touch(&self) {
+        *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
     /// Queues a request; its events arrive on the returned receiver.
     pub fn submit(&self, prompt: Prompt, options: RequestOptions) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.jobs
-            .send(Job { prompt, options, events: tx })
-            .map_err(|_| ApiError::internal("the model thread has stopped"))?;
+        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.jobs.send(Job { prompt, options, events: tx }).is_err() {
+            self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(ApiError::internal("the model thread has stopped"));
+        }
         Ok(rx)
     }
 }
