@@ -154,7 +154,7 @@ pub fn interactive(engine: &mut Engine, args: &RunArgs, load: Duration) -> Resul
     let mut input = stdin.lock();
     let tty = std::io::IsTerminal::is_terminal(&std::io::stdin());
     if tty {
-        eprintln!("Chat with the model. Type /bye to leave; wrap several lines in \"\"\".");
+        eprintln!("Chat with the model. Type /? for help, /bye to leave; wrap several lines in \"\"\".");
     }
     loop {
         if tty {
@@ -165,6 +165,17 @@ pub fn interactive(engine: &mut Engine, args: &RunArgs, load: Duration) -> Resul
         match message.trim() {
             "/bye" => break,
             "" => continue,
+            "/clear" => {
+                // Forget the conversation (the system message stays) and its cache.
+                messages.retain(|m| m.role == "system");
+                engine.release(&mut seq);
+                eprintln!("Cleared session context");
+                continue;
+            }
+            "/?" | "/help" => {
+                eprintln!("Commands:\n  /clear  forget the conversation\n  /bye    leave\n  \"\"\"     begin or end a multi-line message");
+                continue;
+            }
             _ => {}
         }
         messages.push(ChatMessage { role: "user".into(), content: message });

@@ -110,6 +110,22 @@ fn interactive_chat_keeps_history_and_leaves_on_bye() {
 }
 
 #[test]
+fn chat_clear_forgets_the_conversation() {
+    let Some(m) = smollm() else { return };
+    let m = m.to_str().unwrap();
+    let args = ["run", m, "--temperature", "0", "--num-predict", "24", "--stop", "\n"];
+    let question = "\"\"\"Where do\nI live?\"\"\"\n";
+    // After /clear the question is answered as if it came first.
+    let cleared = kiln(&args, Some(&format!("My name is Alice and I live in Paris.\n/clear\n{question}")));
+    let alone = kiln(&args, Some(question));
+    assert!(cleared.status.success(), "{}", text(&cleared.stderr));
+    let cleared: Vec<String> = text(&cleared.stdout).lines().map(str::to_string).collect();
+    assert_eq!(cleared.len(), 2, "{cleared:?}");
+    assert_eq!(cleared[1], text(&alone.stdout).trim_end_matches('\n'));
+    assert!(text(&kiln(&args, Some("/clear\n")).stderr).contains("Cleared"));
+}
+
+#[test]
 fn tokenize_prints_json_ids() {
     let Some(m) = smollm() else { return };
     let out = kiln(&["tokenize", m.to_str().unwrap(), "The capital of France is"], None);
