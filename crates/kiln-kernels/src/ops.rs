@@ -12,21 +12,26 @@ use std::sync::OnceLock;
 pub fn rms_norm(x: &[f32], weight: &[f32], eps: f32, out: &mut [f32]) {
     debug_assert_eq!(x.len(), weight.len());
     debug_assert_eq!(x.len(), out.len());
-    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
-    let mean = (sum / x.len() as f64) as f32;
-    let scale = 1.0 / (mean + eps).sqrt();
+    let scale = rms_scale(x, eps);
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = v * scale * w;
     }
 }
 
-/// In-place [`rms_norm`] of each `row_len` row of `x`.
+/// `1 / sqrt(mean(x²) + eps)`, the sum of squares taken in f64 as ggml does.
+fn rms_scale(x: &[f32], eps: f32) -> f32 {
+    let sum: f64 = x.iter().map(|&v| (v * v) as f64).sum();
+    let mean = (sum / x.len() as f64) as f32;
+    1.0 / (mean + eps).sqrt()
+}
+
+/// In-place [`rms_norm`] of each `weight.len()` row of `x` (no scratch: it runs per layer).
 pub fn rms_norm_rows_inplace(x: &mut [f32], weight: &[f32], eps: f32) {
-    let n = weight.len();
-    let mut tmp = vec![0f32; n];
-    for row in x.chunks_exact_mut(n) {
-        rms_norm(row, weight, eps, &mut tmp);
-        row.copy_from_slice(&tmp);
+    for row in x.chunks_exact_mut(weight.len()) {
+        let scale = rms_scale(row, eps);
+        for (v, &w) in row.iter_mut().zip(weight) {
+            *v = *v * scale * w;
+        }
     }
 }
 
@@ -172,6 +177,19 @@ mod tests {
         let want = [3.0 / rms, -8.0 / rms, 0.0, 2.5 / rms];
         for (a, b) in out.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn in_place_rows_equal_out_of_place() {
+        let x: Vec<f32> = (0..12).map(|i| (i as f32 * 0.7).sin() * 3.0).collect();
+        let w = [0.5f32, 1.0, 2.0, -1.0];
+        let mut inplace = x.clone();
+        rms_norm_rows_inplace(&mut inplace, &w, 1e-6);
+        for (row_in, row_out) in x.chunks(4).zip(inplace.chunks(4)) {
+            let mut want = [0f32; 4];
+            rms_norm(row_in, &w, 1e-6, &mut want);
+            assert_eq!(row_out, want);
         }
     }
 
