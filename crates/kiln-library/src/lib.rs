@@ -8,10 +8,15 @@
 //! by rename) only after every blob it names is in place, so a crash never leaves a manifest
 //! pointing at a missing or partial blob.
 
+pub mod create;
 pub mod digest;
 pub mod error;
+pub mod gguf_info;
 pub mod manifest;
+pub mod modelfile;
 pub mod name;
+pub mod parameters;
+pub mod spec;
 pub mod store;
 
 pub use digest::Digest;
