@@ -74,23 +74,34 @@ pub fn check_object(params: &Map<String, Value>) -> Result<Map<String, Value>, S
     Ok(out)
 }
 
-/// The params object as `/api/show` writes it: one `name value` line per value, lists
-/// repeated, strings quoted (Continue reads `num_ctx` and `stop` from these lines).
-pub fn to_lines(params: &Map<String, Value>) -> String {
-    let mut lines = Vec::new();
+/// The params object as `PARAMETER` pairs, lists repeated.
+pub fn to_pairs(params: &Map<String, Value>) -> Vec<(String, String)> {
+    let mut out = Vec::new();
     for (name, v) in params {
         let values = match v {
             Value::Array(items) => items.clone(),
             other => vec![other.clone()],
         };
         for v in values {
-            let text = match &v {
-                Value::String(s) => format!("{s:?}"),
+            let text = match v {
+                Value::String(s) => s,
                 other => other.to_string(),
             };
-            lines.push(format!("{name:<30} {text}"));
+            out.push((name.clone(), text));
         }
     }
+    out
+}
+
+/// The params object as `/api/show` writes it: one `name value` line per value, strings
+/// quoted (Continue reads `num_ctx` and `stop` from these lines).
+pub fn to_lines(params: &Map<String, Value>) -> String {
+    let quoted = |name: &str, text: String| match params.get(name) {
+        Some(Value::Array(_)) | Some(Value::String(_)) => format!("{text:?}"),
+        _ => text,
+    };
+    let lines: Vec<String> =
+        to_pairs(params).into_iter().map(|(name, text)| format!("{name:<30} {}", quoted(&name, text))).collect();
     lines.join("\n")
 }
 
@@ -135,6 +146,12 @@ mod tests {
         for bad in [json!({"num_ctx":"4096"}), json!({"num_ctx":1.5}), json!({"stop":[1]}), json!({"nope":1})] {
             assert!(check_object(bad.as_object().unwrap()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn pairs_round_trip() {
+        let p = pairs(&[("stop", "a"), ("stop", "b"), ("temperature", "0.5")]);
+        assert_eq!(to_pairs(&from_pairs(&p).unwrap()), p);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use crate::error::ApiError;
 use crate::keep_alive::KeepAlive;
 use crate::options::RequestOptions;
-use crate::registry::Registry;
+use crate::registry::{ModelEntry, Registry};
 use crate::worker::{Done, Event, Prompt};
 use axum::body::Body;
 use std::convert::Infallible;
@@ -24,24 +24,23 @@ pub struct Running {
 /// text (a prompt too long for the context, say) still gets a proper HTTP status.
 pub async fn start(
     registry: &Registry,
-    model_name: &str,
+    model: &ModelEntry,
     prompt: Prompt,
     options: RequestOptions,
     keep_alive: Option<KeepAlive>,
     started: Instant,
 ) -> Result<Running, ApiError> {
-    let model = registry.find(model_name)?;
-    let (worker, load) = registry.worker(&model, keep_alive).await?;
+    let (worker, load) = registry.worker(model, keep_alive).await?;
     let mut rx = match worker.submit(prompt, options) {
         Ok(rx) => rx,
         Err(e) => {
-            registry.forget(&model).await;
+            registry.forget(model).await;
             return Err(e);
         }
     };
     match rx.recv().await {
         None => {
-            registry.forget(&model).await;
+            registry.forget(model).await;
             Err(ApiError::internal("the model thread stopped"))
         }
         Some(Event::Error(e)) => Err(e),

@@ -10,14 +10,16 @@ mod clock;
 mod dispatch;
 pub mod error;
 pub mod keep_alive;
+pub mod limits;
 pub mod options;
 pub mod registry;
+mod routes_library;
 mod routes_ollama;
 mod routes_openai;
 pub mod worker;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, head, post};
 use axum::Router;
 use registry::Registry;
 use std::path::PathBuf;
@@ -35,7 +37,7 @@ pub const DEFAULT_HOST: &str = "127.0.0.1:11434";
 pub struct ServerConfig {
     /// `host:port`, `http://host:port`, `:port` or `host`.
     pub host: String,
-    /// Directory whose `*.gguf` files are served, named by file stem.
+    /// The model library (manifests and blobs).
     pub models_dir: Option<PathBuf>,
     /// Models given by name and path.
     pub models: Vec<(String, PathBuf)>,
@@ -53,6 +55,10 @@ pub enum ServerError {
     Bind { addr: String, source: std::io::Error },
     #[error("KILN_KEEP_ALIVE: {0}")]
     KeepAlive(String),
+    #[error("{0}")]
+    Limits(String),
+    #[error("model library: {0}")]
+    Library(#[from] kiln_library::LibraryError),
     #[error("server error: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -93,6 +99,16 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
         .route("/api/tags", get(routes_ollama::tags))
         .route("/api/show", post(routes_ollama::show))
         .route("/api/ps", get(routes_ollama::ps))
+        .route("/api/create", post(routes_library::create_model))
+        .route("/api/copy", post(routes_library::copy_model))
+        .route("/api/delete", delete(routes_library::delete_model))
+        .route(
+            "/api/blobs/{digest}",
+            head(routes_library::head_blob)
+                // Model files are gigabytes; they stream to disk, so no body limit applies.
+                .post(routes_library::post_blob)
+                .layer(DefaultBodyLimit::disable()),
+        )
         .route("/v1/chat/completions", post(routes_openai::chat_completions))
         .route("/v1/completions", post(routes_openai::completions))
         .route("/v1/models", get(routes_openai::list_models))
@@ -106,8 +122,16 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
 pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let addr = parse_host(&config.host)?;
     let keep_alive = keep_alive::default_from_env().map_err(|e| ServerError::KeepAlive(e.to_string()))?;
+    let limits = limits::from_env().map_err(ServerError::Limits)?;
+    let store = config.models_dir.map(kiln_library::Store::open).transpose()?.map(Arc::new);
+    if let Some(store) = store.as_ref().filter(|_| std::env::var_os("KILN_NOPRUNE").is_none()) {
+        // Blobs left by interrupted creates or deletes; partial downloads are kept for resume.
+        if let Err(e) = store.prune() {
+            eprintln!("kiln serve: not pruning unused blobs: {e}");
+        }
+    }
     let registry =
-        Arc::new(Registry::new(config.models_dir, config.models, config.threads).with_keep_alive(keep_alive));
+        Arc::new(Registry::new(store, config.models, config.threads).with_keep_alive(keep_alive).with_limits(limits));
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&addr)

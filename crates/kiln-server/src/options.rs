@@ -92,6 +92,31 @@ fn finish(
 }
 
 impl OllamaOptions {
+    /// A model's PARAMETERs as options.
+    pub fn from_params(params: &serde_json::Map<String, serde_json::Value>) -> Result<OllamaOptions, ApiError> {
+        serde_json::from_value(serde_json::Value::Object(params.clone()))
+            .map_err(|e| ApiError::internal(format!("the model's parameters are invalid: {e}")))
+    }
+
+    /// These options over `base` (the model's parameters): what the request leaves unset,
+    /// the model decides.
+    pub fn over(self, base: OllamaOptions) -> OllamaOptions {
+        OllamaOptions {
+            temperature: self.temperature.or(base.temperature),
+            top_k: self.top_k.or(base.top_k),
+            top_p: self.top_p.or(base.top_p),
+            min_p: self.min_p.or(base.min_p),
+            seed: self.seed.or(base.seed),
+            num_predict: self.num_predict.or(base.num_predict),
+            num_ctx: self.num_ctx.or(base.num_ctx),
+            repeat_penalty: self.repeat_penalty.or(base.repeat_penalty),
+            repeat_last_n: self.repeat_last_n.or(base.repeat_last_n),
+            presence_penalty: self.presence_penalty.or(base.presence_penalty),
+            frequency_penalty: self.frequency_penalty.or(base.frequency_penalty),
+            stop: self.stop.or(base.stop),
+        }
+    }
+
     /// Maps onto the engine's options with Ollama's defaults for what is missing.
     pub fn resolve(&self) -> Result<RequestOptions, ApiError> {
         let d = SamplingParams::default();
@@ -140,9 +165,10 @@ pub struct OpenAiSampling {
 }
 
 impl OpenAiSampling {
-    /// OpenAI's defaults (temperature 1, top_p 1, no penalties) over Ollama's for the rest,
-    /// which is what Ollama's compatibility layer does.
-    pub fn resolve(&self) -> Result<RequestOptions, ApiError> {
+    /// The request's fields over the model's parameters (`base`), then OpenAI's defaults
+    /// (temperature 1, top_p 1, no penalties), then Ollama's for the rest, which is what
+    /// Ollama's compatibility layer does.
+    pub fn resolve(&self, base: OllamaOptions) -> Result<RequestOptions, ApiError> {
         for (name, v) in [("presence_penalty", self.presence_penalty), ("frequency_penalty", self.frequency_penalty)] {
             if let Some(v) = v {
                 if !(-2.0..=2.0).contains(&v) {
@@ -155,25 +181,29 @@ impl OpenAiSampling {
                 return Err(ApiError::bad_request(format!("invalid temperature = {t}: expected a number in [0, 2]")));
             }
         }
-        let sampling = SamplingParams {
-            temperature: self.temperature.unwrap_or(1.0),
-            top_p: self.top_p.unwrap_or(1.0),
-            presence_penalty: self.presence_penalty.unwrap_or(0.0),
-            frequency_penalty: self.frequency_penalty.unwrap_or(0.0),
-            seed: seed(self.seed),
-            ..SamplingParams::default()
-        };
         let limit = self.max_completion_tokens.or(self.max_tokens);
-        let max_tokens =
-            match limit {
-                None => None,
-                Some(n) => Some(usize::try_from(n).ok().filter(|&n| n > 0).ok_or_else(|| {
-                    ApiError::bad_request(format!("invalid max_tokens = {n}: expected a count >= 1"))
-                })?),
-            };
-        let num_ctx = self.num_ctx.map(check_num_ctx).transpose()?.unwrap_or(DEFAULT_NUM_CTX);
-        let stop = self.stop.clone().map(Stop::into_vec).unwrap_or_default();
-        finish(sampling, max_tokens, stop, num_ctx)
+        if let Some(n) = limit.filter(|&n| n < 1) {
+            return Err(ApiError::bad_request(format!("invalid max_tokens = {n}: expected a count >= 1")));
+        }
+        let request = OllamaOptions {
+            temperature: self.temperature,
+            top_p: self.top_p,
+            seed: self.seed,
+            stop: self.stop.clone(),
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            num_predict: limit,
+            num_ctx: self.num_ctx,
+            ..OllamaOptions::default()
+        };
+        let openai_defaults = OllamaOptions {
+            temperature: Some(1.0),
+            top_p: Some(1.0),
+            presence_penalty: Some(0.0),
+            frequency_penalty: Some(0.0),
+            ..OllamaOptions::default()
+        };
+        request.over(base.over(openai_defaults)).resolve()
     }
 }
 
@@ -186,7 +216,25 @@ mod tests {
     }
 
     fn openai(json: &str) -> Result<RequestOptions, ApiError> {
-        serde_json::from_str::<OpenAiSampling>(json).unwrap().resolve()
+        serde_json::from_str::<OpenAiSampling>(json).unwrap().resolve(OllamaOptions::default())
+    }
+
+    #[test]
+    fn model_parameters_sit_under_the_request() {
+        let params = serde_json::json!({"temperature":0.2,"num_ctx":2048,"stop":["<|im_end|>"],"top_k":5});
+        let base = || OllamaOptions::from_params(params.as_object().unwrap()).unwrap();
+        let o =
+            serde_json::from_str::<OllamaOptions>(r#"{"temperature":0.9}"#).unwrap().over(base()).resolve().unwrap();
+        assert_eq!((o.generate.sampling.temperature, o.num_ctx, o.generate.sampling.top_k), (0.9, 2048, 5));
+        assert_eq!(o.generate.stop, ["<|im_end|>"]);
+        // OpenAI requests: the model's temperature beats OpenAI's default of 1, the request beats both.
+        let o = serde_json::from_str::<OpenAiSampling>("{}").unwrap().resolve(base()).unwrap();
+        assert_eq!((o.generate.sampling.temperature, o.generate.sampling.top_p), (0.2, 1.0));
+        let o =
+            serde_json::from_str::<OpenAiSampling>(r#"{"temperature":0,"stop":"x"}"#).unwrap().resolve(base()).unwrap();
+        assert_eq!((o.generate.sampling.temperature, o.generate.stop.clone()), (0.0, vec!["x".to_string()]));
+        let bad = serde_json::json!({"temperature":"hot"});
+        assert!(OllamaOptions::from_params(bad.as_object().unwrap()).is_err());
     }
 
     #[test]

@@ -1,167 +1,59 @@
-//! Which models exist (GGUF files in a directory, or named on the command line), what they
-//! are (read from GGUF metadata), and which are loaded (one model thread each).
+//! Which models exist (the library, plus GGUF files named on the command line), what each
+//! is (its spec: weights, template, parameters...), and which are loaded (one model thread
+//! each, within the caps on loaded models and memory).
 
 use crate::error::ApiError;
 use crate::keep_alive::KeepAlive;
-use crate::worker::WorkerHandle;
-use kiln_gguf::{GgufFile, Value};
-use sha2::{Digest, Sha256};
+use crate::worker::{ChatPrompt, Prompt, WorkerHandle};
+use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::prompt::ChatExtras;
+use kiln_library::spec::ModelSpec;
+use kiln_library::{LibraryError, ModelName, Store};
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-/// A model file the server can serve.
+/// A model the server can serve.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelEntry {
-    /// The file stem, or the name given with `--model NAME=PATH`.
+    /// As clients see it: `smollm2:latest`, `me/mine:v1`, `hf.co/org/repo:Q4_K_M`.
     pub name: String,
+    /// The GGUF weights.
     pub path: PathBuf,
+    /// Bytes of the weights and the text layers.
     pub size: u64,
     pub modified: SystemTime,
+    /// The manifest's sha256 for library models; `None` for files given on the command line,
+    /// which are hashed when a client first asks.
+    pub digest: Option<String>,
+    pub spec: Arc<ModelSpec>,
+    /// The namespace, for OpenAI's `owned_by`.
+    pub owner: String,
 }
 
 impl ModelEntry {
-    /// The name as Ollama shows it, with its tag.
+    /// The name with its tag, as Ollama shows it.
     pub fn tagged(&self) -> String {
-        if self.name.contains(':') {
-            self.name.clone()
-        } else {
-            format!("{}:latest", self.name)
+        self.name.clone()
+    }
+
+    /// The model's few-shot MESSAGEs as chat messages.
+    pub fn few_shot(&self) -> Vec<ChatMessage> {
+        self.spec.messages.iter().map(|m| ChatMessage::new(m.role.clone(), m.content.clone())).collect()
+    }
+
+    /// A conversation through this model's template: its few-shot messages in front, and its
+    /// system prompt first unless the conversation brings its own.
+    pub fn chat_prompt(&self, conversation: Vec<ChatMessage>, extras: ChatExtras) -> Prompt {
+        let mut messages = self.few_shot();
+        let has_system = conversation.first().is_some_and(|m| m.role == "system");
+        if let Some(system) = self.spec.system.clone().filter(|s| !s.is_empty() && !has_system) {
+            messages.insert(0, ChatMessage::new("system", system));
         }
+        messages.extend(conversation);
+        Prompt::Chat(ChatPrompt { messages, template: self.spec.template.clone().map(Into::into), extras })
     }
-}
-
-/// What the GGUF metadata says about a model, for `/api/tags`, `/api/show` and `/api/ps`.
-#[derive(Debug, Clone)]
-pub struct ModelInfo {
-    pub architecture: String,
-    pub parameter_count: u64,
-    pub quantization: String,
-    pub template: Option<String>,
-    pub license: Option<String>,
-    /// Every scalar metadata entry (arrays such as the vocabulary are left out, as Ollama
-    /// does without `verbose`).
-    pub metadata: serde_json::Map<String, serde_json::Value>,
-}
-
-impl ModelInfo {
-    /// Ollama's `details` object.
-    pub fn details(&self) -> serde_json::Value {
-        serde_json::json!({
-            "parent_model": "",
-            "format": "gguf",
-            "family": self.architecture,
-            "families": [self.architecture],
-            "parameter_size": parameter_size(self.parameter_count),
-            "quantization_level": self.quantization,
-        })
-    }
-}
-
-/// "135M", "1.2B": how Ollama writes a parameter count.
-pub fn parameter_size(n: u64) -> String {
-    let n = n as f64;
-    if n >= 1e9 {
-        format!("{:.1}B", n / 1e9)
-    } else if n >= 1e6 {
-        format!("{:.0}M", n / 1e6)
-    } else {
-        format!("{:.0}K", n / 1e3)
-    }
-}
-
-/// llama.cpp's `general.file_type` names.
-fn file_type_name(ft: u64) -> Option<&'static str> {
-    Some(match ft {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        32 => "BF16",
-        _ => return None,
-    })
-}
-
-fn scalar_json(v: &Value) -> Option<serde_json::Value> {
-    Some(match v {
-        Value::Array(_) => return None,
-        Value::String(s) => serde_json::Value::from(s.as_str()),
-        Value::Bool(b) => serde_json::Value::from(*b),
-        Value::F32(_) | Value::F64(_) => serde_json::Value::from(v.as_f64()?),
-        other => match other.as_i64() {
-            Some(i) => serde_json::Value::from(i),
-            None => serde_json::Value::from(other.as_u64()?),
-        },
-    })
-}
-
-/// Reads a model's description from its metadata (no weights are touched).
-pub fn describe(path: &Path) -> Result<ModelInfo, ApiError> {
-    let file = GgufFile::open(path).map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
-    let get_str = |k: &str| file.get_str(k).ok().flatten().map(str::to_string);
-    let architecture = get_str("general.architecture").unwrap_or_else(|| "unknown".into());
-    let parameter_count: u64 = file.tensors().iter().map(|t| t.n_elements()).sum();
-    let quantization = file
-        .get_u64("general.file_type")
-        .ok()
-        .flatten()
-        .and_then(file_type_name)
-        .map(str::to_string)
-        .unwrap_or_else(|| dominant_type(&file));
-    let mut metadata = serde_json::Map::new();
-    for (k, v) in file.metadata() {
-        if let Some(j) = scalar_json(v) {
-            metadata.insert(k.clone(), j);
-        }
-    }
-    metadata.insert("general.parameter_count".into(), parameter_count.into());
-    Ok(ModelInfo {
-        architecture,
-        parameter_count,
-        quantization,
-        template: get_str("tokenizer.chat_template"),
-        license: get_str("general.license"),
-        metadata,
-    })
-}
-
-/// The tensor type holding most of the weights, for files without `general.file_type`.
-fn dominant_type(file: &GgufFile) -> String {
-    let mut bytes: HashMap<&'static str, u64> = HashMap::new();
-    for t in file.tensors() {
-        *bytes.entry(t.ggml_type.name()).or_default() += t.size;
-    }
-    bytes.into_iter().max_by_key(|(_, b)| *b).map(|(n, _)| n.to_uppercase()).unwrap_or_default()
-}
-
-/// sha256 of a file, as Ollama's `digest` field.
-fn sha256_file(path: &Path) -> Result<String, ApiError> {
-    let mut f =
-        std::fs::File::open(path).map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| ApiError::internal(format!("reading {}: {e}", path.display())))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// A loaded model: its thread and how long it may stay idle.
@@ -178,37 +70,89 @@ impl Loaded {
     }
 }
 
+/// How many models may be loaded at once and how much memory they may take together.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadLimits {
+    pub max_models: usize,
+    /// Bytes of weights plus KV caches.
+    pub max_bytes: u64,
+}
+
+impl Default for LoadLimits {
+    fn default() -> Self {
+        LoadLimits { max_models: 3, max_bytes: u64::MAX }
+    }
+}
+
 /// Models known to the server and the threads of those loaded.
 pub struct Registry {
-    models_dir: Option<PathBuf>,
+    store: Option<Arc<Store>>,
     named: Vec<(String, PathBuf)>,
     n_threads: Option<usize>,
     loaded: tokio::sync::Mutex<HashMap<PathBuf, Loaded>>,
     /// How long an idle model stays loaded unless a request says otherwise.
     default_keep_alive: KeepAlive,
-    /// Digests by (path, size, mtime): hashing a large file takes seconds, so it is done once
-    /// per version of the file, when a client first asks.
+    limits: LoadLimits,
+    /// Digests of command-line files by (path, size, mtime): hashing a large file takes
+    /// seconds, so it is done once per version of the file, when a client first asks.
     digests: Mutex<HashMap<(PathBuf, u64, SystemTime), String>>,
 }
 
-fn entry(name: String, path: PathBuf) -> Option<ModelEntry> {
-    let meta = std::fs::metadata(&path).ok()?;
+/// The name a command-line model is shown under.
+fn tag_name(name: &str) -> String {
+    if name.contains(':') {
+        name.to_string()
+    } else {
+        format!("{name}:latest")
+    }
+}
+
+fn named_entry(name: &str, path: &Path) -> Option<ModelEntry> {
+    let meta = std::fs::metadata(path).ok()?;
     meta.is_file().then(|| ModelEntry {
-        name,
+        name: tag_name(name),
+        path: path.to_path_buf(),
         size: meta.len(),
         modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-        path,
+        digest: None,
+        spec: Arc::new(ModelSpec { weights: path.to_path_buf(), ..ModelSpec::default() }),
+        owner: "library".into(),
     })
 }
 
+fn library_entry(store: &Store, m: kiln_library::LibraryModel) -> Result<ModelEntry, LibraryError> {
+    let spec = store.spec(&m)?;
+    Ok(ModelEntry {
+        name: m.name.to_string(),
+        path: spec.weights.clone(),
+        size: m.manifest.total_size(),
+        modified: m.modified,
+        digest: Some(m.digest.hex()),
+        spec: Arc::new(spec),
+        owner: m.name.namespace.clone(),
+    })
+}
+
+/// A library error as the API reports it.
+pub fn library_error(e: LibraryError) -> ApiError {
+    match e {
+        LibraryError::NotFound(name) => ApiError::model_not_found(&name),
+        LibraryError::Name(_) | LibraryError::DigestSyntax(_) | LibraryError::DigestMismatch { .. } => {
+            ApiError::bad_request(e.to_string())
+        }
+        other => ApiError::internal(other.to_string()),
+    }
+}
+
 impl Registry {
-    pub fn new(models_dir: Option<PathBuf>, named: Vec<(String, PathBuf)>, n_threads: Option<usize>) -> Registry {
+    pub fn new(store: Option<Arc<Store>>, named: Vec<(String, PathBuf)>, n_threads: Option<usize>) -> Registry {
         Registry {
-            models_dir,
+            store,
             named,
             n_threads,
             loaded: tokio::sync::Mutex::new(HashMap::new()),
             default_keep_alive: Some(crate::keep_alive::DEFAULT),
+            limits: LoadLimits::default(),
             digests: Mutex::new(HashMap::new()),
         }
     }
@@ -219,55 +163,85 @@ impl Registry {
         self
     }
 
-    /// Every model, sorted by name. The directory is read on each call, so files added while
-    /// the server runs show up; names given on the command line win over file stems.
+    pub fn with_limits(mut self, limits: LoadLimits) -> Registry {
+        self.limits = limits;
+        self
+    }
+
+    /// The model library, when the server has one.
+    pub fn store(&self) -> Result<&Arc<Store>, ApiError> {
+        self.store.as_ref().ok_or_else(|| ApiError::bad_request("this server has no model library"))
+    }
+
+    /// Every model, sorted by name. The library is read on each call, so models pulled or
+    /// created by anyone show up; names given on the command line win over library names.
     pub fn list(&self) -> Vec<ModelEntry> {
-        let mut out: Vec<ModelEntry> = self.named.iter().filter_map(|(n, p)| entry(n.clone(), p.clone())).collect();
-        if let Some(dir) = &self.models_dir {
-            if let Ok(rd) = std::fs::read_dir(dir) {
-                for e in rd.flatten() {
-                    let path = e.path();
-                    if path.extension().is_some_and(|x| x == "gguf") {
-                        let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) else { continue };
-                        if out.iter().all(|m| m.name != stem) {
-                            out.extend(entry(stem, path));
-                        }
-                    }
+        let mut out: Vec<ModelEntry> = self.named.iter().filter_map(|(n, p)| named_entry(n, p)).collect();
+        if let Some(store) = &self.store {
+            for m in store.list() {
+                let shown = m.name.to_string();
+                if out.iter().any(|e| e.name.eq_ignore_ascii_case(&shown)) {
+                    continue;
+                }
+                match library_entry(store, m) {
+                    Ok(e) => out.push(e),
+                    Err(e) => eprintln!("kiln: skipping {shown}: {e}"),
                 }
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out.sort_by_key(|m| m.name.to_lowercase());
         out
     }
 
     /// The model a request names, with or without the `:latest` tag.
     pub fn find(&self, name: &str) -> Result<ModelEntry, ApiError> {
-        let bare = name.strip_suffix(":latest").unwrap_or(name);
-        self.list()
-            .into_iter()
-            .find(|m| m.name == bare || m.name == name)
-            .ok_or_else(|| ApiError::model_not_found(name))
+        let wanted = tag_name(name);
+        if let Some(e) = self.named.iter().find(|(n, _)| tag_name(n) == wanted).and_then(|(n, p)| named_entry(n, p)) {
+            return Ok(e);
+        }
+        let not_found = || ApiError::model_not_found(name);
+        let store = self.store.as_ref().ok_or_else(not_found)?;
+        let parsed = ModelName::parse(name).map_err(|_| not_found())?;
+        let model = store.find(&parsed).map_err(|e| match e {
+            LibraryError::NotFound(_) => not_found(),
+            other => library_error(other),
+        })?;
+        library_entry(store, model).map_err(library_error)
     }
 
     /// The model's thread, loading the model on first use, and its keep-alive from now on
     /// (`None` in the request: the server's default). Returns the load time when this call
-    /// loaded it. Loads are serialised, so two first requests do not load twice.
+    /// loaded it. Loads are serialised, so two first requests do not load twice. To stay
+    /// within the limits, idle models are unloaded first, least recently used first; when
+    /// every loaded model is busy, the load waits for one to finish.
     pub async fn worker(
         &self,
         model: &ModelEntry,
         keep_alive: Option<KeepAlive>,
     ) -> Result<(Arc<WorkerHandle>, Duration), ApiError> {
         let keep_alive = keep_alive.unwrap_or(self.default_keep_alive);
-        let mut loaded = self.loaded.lock().await;
-        if let Some(l) = loaded.get_mut(&model.path) {
-            l.keep_alive = keep_alive;
-            l.worker.touch();
-            return Ok((Arc::clone(&l.worker), Duration::ZERO));
+        loop {
+            let mut loaded = self.loaded.lock().await;
+            if let Some(l) = loaded.get_mut(&model.path) {
+                l.keep_alive = keep_alive;
+                l.worker.touch();
+                return Ok((Arc::clone(&l.worker), Duration::ZERO));
+            }
+            if model.size > self.limits.max_bytes {
+                return Err(ApiError::internal(format!(
+                    "model '{}' needs {} bytes but the memory limit (KILN_MAX_MEMORY) is {}",
+                    model.name, model.size, self.limits.max_bytes
+                )));
+            }
+            if make_room(&mut loaded, model.size, self.limits) {
+                let (w, took) = WorkerHandle::spawn(&model.path, self.n_threads).await?;
+                let w = Arc::new(w);
+                loaded.insert(model.path.clone(), Loaded { entry: model.clone(), worker: Arc::clone(&w), keep_alive });
+                return Ok((w, took));
+            }
+            drop(loaded);
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let (w, took) = WorkerHandle::spawn(&model.path, self.n_threads).await?;
-        let w = Arc::new(w);
-        loaded.insert(model.path.clone(), Loaded { entry: model.clone(), worker: Arc::clone(&w), keep_alive });
-        Ok((w, took))
     }
 
     /// Forgets a model thread (it stopped, or its keep-alive ran out): the thread ends once
@@ -302,13 +276,16 @@ impl Registry {
         v
     }
 
-    /// The file's sha256 (blocking: call from a blocking task).
+    /// The model's digest (blocking for command-line files: call from a blocking task).
     pub fn digest(&self, model: &ModelEntry) -> Result<String, ApiError> {
+        if let Some(d) = &model.digest {
+            return Ok(d.clone());
+        }
         let key = (model.path.clone(), model.size, model.modified);
         if let Some(d) = self.digests.lock().ok().and_then(|m| m.get(&key).cloned()) {
             return Ok(d);
         }
-        let d = sha256_file(&model.path)?;
+        let d = kiln_library::store::hash_file(&model.path).map_err(library_error)?.hex();
         if let Ok(mut m) = self.digests.lock() {
             m.insert(key, d.clone());
         }
@@ -316,34 +293,59 @@ impl Registry {
     }
 }
 
+/// Bytes a loaded model holds: its weights and its KV cache.
+fn footprint(l: &Loaded) -> u64 {
+    l.entry.size + l.worker.kv_bytes()
+}
+
+/// Unloads idle models, least recently used first, until one more model of `size` bytes
+/// fits. False when it cannot fit because the models in the way are busy.
+fn make_room(loaded: &mut HashMap<PathBuf, Loaded>, size: u64, limits: LoadLimits) -> bool {
+    loop {
+        let used: u64 = loaded.values().map(footprint).sum();
+        if loaded.len() < limits.max_models && used.saturating_add(size) <= limits.max_bytes {
+            return true;
+        }
+        let victim = loaded
+            .iter()
+            .filter(|(_, l)| !l.worker.busy())
+            .min_by_key(|(_, l)| l.worker.idle_since())
+            .map(|(p, _)| p.clone());
+        match victim {
+            Some(p) => {
+                loaded.remove(&p);
+            }
+            None => return false,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn parameter_sizes_read_like_ollama() {
-        assert_eq!(parameter_size(134_515_008), "135M");
-        assert_eq!(parameter_size(268_098_176), "268M");
-        assert_eq!(parameter_size(1_235_814_400), "1.2B");
+    struct TempDir(PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 
     #[test]
-    fn names_match_with_or_without_latest() {
-        let dir = std::env::temp_dir().join(format!("kiln-registry-test-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("tiny.gguf"), b"x").unwrap();
-        std::fs::write(dir.join("notes.txt"), b"x").unwrap();
-        let other = dir.join("elsewhere.bin");
-        std::fs::write(&other, b"xy").unwrap();
-        let r = Registry::new(Some(dir.clone()), vec![("named".into(), other)], None);
+    fn command_line_names_match_with_or_without_latest() {
+        let dir = TempDir(std::env::temp_dir().join(format!("kiln-registry-test-{}", std::process::id())));
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let file = dir.0.join("elsewhere.bin");
+        std::fs::write(&file, b"x").unwrap();
+        let store = Arc::new(Store::open(dir.0.join("lib")).unwrap());
+        let r = Registry::new(Some(store), vec![("named".into(), file)], None);
         let names: Vec<String> = r.list().into_iter().map(|m| m.name).collect();
-        assert_eq!(names, ["named", "tiny"]);
-        assert_eq!(r.find("tiny").unwrap().name, "tiny");
-        assert_eq!(r.find("tiny:latest").unwrap().tagged(), "tiny:latest");
-        assert_eq!(r.find("named").unwrap().size, 2);
+        assert_eq!(names, ["named:latest"]);
+        assert_eq!(r.find("named").unwrap().name, "named:latest");
+        assert_eq!(r.find("named:latest").unwrap().size, 1);
         assert_eq!(r.find("nope").unwrap_err().message, "model 'nope' not found");
-        let d = r.digest(&r.find("tiny").unwrap()).unwrap();
+        assert_eq!(r.find("bad name!").unwrap_err().message, "model 'bad name!' not found");
+        let d = r.digest(&r.find("named").unwrap()).unwrap();
         assert_eq!(d, "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -6,8 +6,8 @@ use crate::dispatch::{self, Running};
 use crate::error::{parse_json, ApiError};
 use crate::keep_alive::{self, KeepAlive};
 use crate::options::{OllamaOptions, RequestOptions};
-use crate::registry::{describe, ModelEntry};
-use crate::worker::{Done, Event, Prompt};
+use crate::registry::ModelEntry;
+use crate::worker::{ChatPrompt, Done, Event, Prompt};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -15,6 +15,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::prompt::ChatExtras;
+use kiln_library::gguf_info::describe;
+use kiln_library::modelfile::Modelfile;
+use kiln_library::parameters;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant, SystemTime};
@@ -25,6 +29,8 @@ pub struct GenerateRequest {
     #[serde(default)]
     pub prompt: String,
     pub system: Option<String>,
+    pub template: Option<String>,
+    pub suffix: Option<String>,
     #[serde(default)]
     pub raw: bool,
     pub stream: Option<bool>,
@@ -52,6 +58,27 @@ pub struct ChatRequest {
     pub format: Option<Value>,
     pub tools: Option<Vec<Value>>,
     pub keep_alive: Option<Value>,
+    pub think: Option<Think>,
+}
+
+/// `think`: a switch, or an effort level (which turns thinking on).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Think {
+    On(bool),
+    Level(String),
+}
+
+impl Think {
+    fn enabled(&self) -> Result<bool, ApiError> {
+        match self {
+            Think::On(b) => Ok(*b),
+            Think::Level(l) if ["low", "medium", "high", "max"].contains(&l.as_str()) => Ok(true),
+            Think::Level(l) => Err(ApiError::bad_request(format!(
+                "invalid think value {l:?}: expected true, false, \"low\", \"medium\", \"high\" or \"max\""
+            ))),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,7 +154,7 @@ async fn load_only(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let model = state.registry.find(model_name)?;
-    let mut obj = chunk(kind, model_name, "", true);
+    let mut obj = chunk(kind, &model.name, "", true);
     if keep_alive == Some(Some(Duration::ZERO)) {
         // A busy model unloads as soon as its requests finish (the reaper sees zero keep-alive).
         if !state.registry.unload(&model).await {
@@ -146,7 +173,7 @@ async fn load_only(
 
 /// What a generate or chat request asks for, once validated.
 struct Ask {
-    model_name: String,
+    model: ModelEntry,
     prompt: Prompt,
     options: RequestOptions,
     keep_alive: Option<KeepAlive>,
@@ -155,8 +182,9 @@ struct Ask {
 
 /// Runs a request and answers as one object or as NDJSON.
 async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Result<Response, ApiError> {
-    let Ask { model_name, prompt, options, keep_alive, stream } = ask;
-    let run = dispatch::start(&state.registry, &model_name, prompt, options, keep_alive, started).await?;
+    let Ask { model, prompt, options, keep_alive, stream } = ask;
+    let run = dispatch::start(&state.registry, &model, prompt, options, keep_alive, started).await?;
+    let model_name = model.name;
     if !stream {
         let (text, done, run) = run.collect().await?;
         let mut obj = chunk(kind, &model_name, &text, true);
@@ -177,13 +205,28 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
 }
 
+/// The request's options over the model's parameters.
+fn options_for(model: &ModelEntry, options: Option<OllamaOptions>) -> Result<RequestOptions, ApiError> {
+    let base = OllamaOptions::from_params(&model.spec.params)?;
+    options.unwrap_or_default().over(base).resolve()
+}
+
+/// A template given in a request, else the model's.
+fn template_for(model: &ModelEntry, requested: Option<String>) -> Option<std::sync::Arc<str>> {
+    requested.filter(|t| !t.is_empty()).or_else(|| model.spec.template.clone()).map(Into::into)
+}
+
 pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: GenerateRequest = parse_json(&body)?;
     no_images(&req.images)?;
     no_format(&req.format)?;
-    let options = req.options.unwrap_or_default().resolve()?;
+    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
+        return Err(ApiError::bad_request("suffix (fill-in-the-middle) is not supported by this model's template"));
+    }
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
+    let model = state.registry.find(&req.model)?;
+    let options = options_for(&model, req.options)?;
     if req.prompt.is_empty() {
         return load_only(&state, Kind::Generate, &req.model, keep_alive, started).await;
     }
@@ -191,13 +234,15 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
         Prompt::Raw(req.prompt)
     } else {
         let mut messages = Vec::new();
-        if let Some(system) = req.system.filter(|s| !s.is_empty()) {
+        if let Some(system) = req.system.or_else(|| model.spec.system.clone()).filter(|s| !s.is_empty()) {
             messages.push(ChatMessage::new("system", system));
         }
+        messages.extend(model.few_shot());
         messages.push(ChatMessage::new("user", req.prompt));
-        Prompt::Chat(messages)
+        let template = template_for(&model, req.template);
+        Prompt::Chat(ChatPrompt { messages, template, extras: ChatExtras::default() })
     };
-    let ask = Ask { model_name: req.model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
+    let ask = Ask { model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
     respond(&state, Kind::Generate, ask, started).await
 }
 
@@ -205,27 +250,43 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
     let started = Instant::now();
     let req: ChatRequest = parse_json(&body)?;
     no_format(&req.format)?;
-    if req.tools.as_ref().is_some_and(|t| !t.is_empty()) {
-        return Err(ApiError::bad_request("tools are not supported yet"));
-    }
     for m in &req.messages {
         no_images(&m.images)?;
     }
-    let options = req.options.unwrap_or_default().resolve()?;
+    let think = req.think.as_ref().map(Think::enabled).transpose()?;
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
+    let model = state.registry.find(&req.model)?;
+    let options = options_for(&model, req.options)?;
     if req.messages.is_empty() {
         return load_only(&state, Kind::Chat, &req.model, keep_alive, started).await;
     }
-    let messages = req.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
-    let stream = req.stream.unwrap_or(true);
-    let ask = Ask { model_name: req.model, prompt: Prompt::Chat(messages), options, keep_alive, stream };
+    let conversation = req.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
+    let tools = req.tools.filter(|t| !t.is_empty()).map(Value::Array);
+    let prompt = model.chat_prompt(conversation, ChatExtras { tools, think });
+    let ask = Ask { model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
     respond(&state, Kind::Chat, ask, started).await
 }
 
-/// One model as `/api/tags` and `/api/ps` list it. Reads the file's metadata and digest, so
-/// it runs on a blocking thread.
+/// Ollama's `details` object: from the config blob for library models, from the GGUF's
+/// metadata for files given on the command line.
+fn details(m: &ModelEntry) -> Value {
+    let c = &m.spec.config;
+    if !c.model_format.is_empty() {
+        return json!({
+            "parent_model": "",
+            "format": c.model_format,
+            "family": c.model_family,
+            "families": c.model_families,
+            "parameter_size": c.model_type,
+            "quantization_level": c.file_type,
+        });
+    }
+    describe(&m.path).map(|i| i.details()).unwrap_or_else(|_| json!({ "format": "gguf" }))
+}
+
+/// One model as `/api/tags` and `/api/ps` list it. May read the file's metadata and digest,
+/// so it runs on a blocking thread.
 fn model_summary(state: &AppState, m: &ModelEntry) -> serde_json::Map<String, Value> {
-    let details = describe(&m.path).map(|i| i.details()).unwrap_or_else(|_| json!({ "format": "gguf" }));
     let digest = state.registry.digest(m).unwrap_or_default();
     let mut obj = serde_json::Map::new();
     obj.insert("name".into(), m.tagged().into());
@@ -233,7 +294,7 @@ fn model_summary(state: &AppState, m: &ModelEntry) -> serde_json::Map<String, Va
     obj.insert("modified_at".into(), rfc3339(m.modified).into());
     obj.insert("size".into(), m.size.into());
     obj.insert("digest".into(), digest.into());
-    obj.insert("details".into(), details);
+    obj.insert("details".into(), details(m));
     obj
 }
 
@@ -278,17 +339,31 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
     let req: ShowRequest = parse_json(&body)?;
     let model = state.registry.find(&req.model)?;
     blocking(move || {
-        let info = describe(&model.path)?;
-        let mut modelfile = format!("# Modelfile generated by \"kiln serve\"\nFROM {}\n", model.path.display());
-        if let Some(t) = &info.template {
-            modelfile.push_str(&format!("TEMPLATE \"\"\"{t}\"\"\"\n"));
-        }
+        let info = describe(&model.path).map_err(|e| ApiError::internal(format!("reading {}: {e}", model.name)))?;
+        let spec = &model.spec;
+        let template = spec.template.clone().or(info.template.clone()).unwrap_or_default();
+        let licenses = if spec.licenses.is_empty() { info.license.iter().cloned().collect() } else { spec.licenses.clone() };
+        let modelfile = Modelfile {
+            from: model.path.display().to_string(),
+            parameters: parameters::to_pairs(&spec.params),
+            template: (!template.is_empty()).then(|| template.clone()),
+            system: spec.system.clone(),
+            messages: spec.messages.iter().map(|m| (m.role.clone(), m.content.clone())).collect(),
+            licenses: licenses.clone(),
+            ..Modelfile::default()
+        };
+        let header = format!(
+            "# Modelfile generated by \"kiln show\"\n# To build a new Modelfile based on this, replace FROM with:\n# FROM {}\n\n",
+            model.name
+        );
         Ok(Json(json!({
-            "modelfile": modelfile,
-            "parameters": "",
-            "template": info.template.clone().unwrap_or_default(),
-            "license": info.license.clone().unwrap_or_default(),
-            "details": info.details(),
+            "modelfile": header + &modelfile.render(),
+            "parameters": parameters::to_lines(&spec.params),
+            "template": template,
+            "system": spec.system.clone().unwrap_or_default(),
+            "license": licenses.join("\n"),
+            "messages": spec.messages,
+            "details": details(&model),
             "model_info": Value::Object(info.metadata.clone()),
             "capabilities": ["completion"],
             "modified_at": rfc3339(model.modified),

@@ -4,7 +4,8 @@
 use crate::clock::unix_seconds;
 use crate::dispatch::{self, Running};
 use crate::error::{parse_json, ApiError, OpenAiError};
-use crate::options::OpenAiSampling;
+use crate::options::{OllamaOptions, OpenAiSampling};
+use crate::registry::ModelEntry;
 use crate::worker::{Done, Event, Prompt};
 use crate::AppState;
 use axum::body::Bytes;
@@ -13,6 +14,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::prompt::ChatExtras;
 use kiln_engine::DoneReason;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -180,14 +182,15 @@ impl Kind {
 async fn respond(
     state: &AppState,
     kind: Kind,
-    model: String,
+    model: ModelEntry,
     prompt: Prompt,
     sampling: &OpenAiSampling,
     stream: bool,
     include_usage: bool,
 ) -> Result<Response, OpenAiError> {
-    let options = sampling.resolve()?;
+    let options = sampling.resolve(OllamaOptions::from_params(&model.spec.params)?)?;
     let run = dispatch::start(&state.registry, &model, prompt, options, None, Instant::now()).await?;
+    let model = model.name;
     let id = new_id(match kind {
         Kind::Chat => "chatcmpl",
         Kind::Completion => "cmpl",
@@ -259,7 +262,9 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
         messages.push(ChatMessage::new(role, content));
     }
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    respond(&state, Kind::Chat, req.model, Prompt::Chat(messages), &req.sampling, req.stream, include_usage).await
+    let model = state.registry.find(&req.model)?;
+    let prompt = model.chat_prompt(messages, ChatExtras::default());
+    respond(&state, Kind::Chat, model, prompt, &req.sampling, req.stream, include_usage).await
 }
 
 pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
@@ -271,11 +276,12 @@ pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<R
         PromptInput::Many(_) => return Err(ApiError::bad_request("prompt must be one string").into()),
     };
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
-    respond(&state, Kind::Completion, req.model, Prompt::Raw(prompt), &req.sampling, req.stream, include_usage).await
+    let model = state.registry.find(&req.model)?;
+    respond(&state, Kind::Completion, model, Prompt::Raw(prompt), &req.sampling, req.stream, include_usage).await
 }
 
-fn model_object(m: &crate::registry::ModelEntry) -> Value {
-    json!({ "id": m.tagged(), "object": "model", "created": unix_seconds(m.modified), "owned_by": "library" })
+fn model_object(m: &ModelEntry) -> Value {
+    json!({ "id": m.tagged(), "object": "model", "created": unix_seconds(m.modified), "owned_by": m.owner })
 }
 
 pub async fn list_models(State(state): State<AppState>) -> Json<Value> {
@@ -300,7 +306,7 @@ mod tests {
         )
         .unwrap();
         assert!(r.stream && r.stream_options.unwrap().include_usage);
-        let o = r.sampling.resolve().unwrap();
+        let o = r.sampling.resolve(OllamaOptions::default()).unwrap();
         assert_eq!((o.generate.max_tokens, o.num_ctx), (Some(3), 1024));
         let texts: Vec<String> = r.messages.into_iter().map(|m| m.content.unwrap().into_text().unwrap()).collect();
         assert_eq!(texts, ["s", "ab"]);

@@ -9,11 +9,12 @@
 use crate::error::ApiError;
 use crate::options::RequestOptions;
 use kiln_engine::chat_template::ChatMessage;
-use kiln_engine::prompt::PromptFormat;
+use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, Sequence};
 use kiln_gguf::GgufFile;
 use kiln_models::Model;
 use kiln_tokenizer::Tokenizer;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -24,8 +25,19 @@ use tokio::sync::{mpsc, oneshot};
 pub enum Prompt {
     /// Text sent as is (Ollama's `raw`, OpenAI's completions).
     Raw(String),
-    /// A conversation rendered through the model's chat template.
-    Chat(Vec<ChatMessage>),
+    /// A conversation rendered through a chat template.
+    Chat(ChatPrompt),
+}
+
+/// A conversation and how to render it.
+#[derive(Debug, Clone, Default)]
+pub struct ChatPrompt {
+    pub messages: Vec<ChatMessage>,
+    /// Template source (the model's Modelfile TEMPLATE, or a request's `template`); `None`:
+    /// the chat template inside the GGUF.
+    pub template: Option<Arc<str>>,
+    /// Tool definitions and the thinking switch, passed to the template.
+    pub extras: ChatExtras,
 }
 
 /// One request for the model thread.
@@ -66,6 +78,8 @@ pub struct WorkerHandle {
     idle_since: Arc<std::sync::Mutex<Instant>>,
     /// Context size of the engine as last built (updated by the thread).
     pub num_ctx: Arc<std::sync::atomic::AtomicUsize>,
+    /// Bytes of the engine's KV cache as last built.
+    kv_bytes: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl WorkerHandle {
@@ -74,8 +88,9 @@ impl WorkerHandle {
         let (jobs, rx) = std_mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let num_ctx = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let kv_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let thread_path = path.to_path_buf();
-        let thread_ctx = Arc::clone(&num_ctx);
+        let sizes = EngineSizes { num_ctx: Arc::clone(&num_ctx), kv_bytes: Arc::clone(&kv_bytes) };
         let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let idle_since = Arc::new(std::sync::Mutex::new(Instant::now()));
         let (thread_pending, thread_idle) = (Arc::clone(&pending), Arc::clone(&idle_since));
@@ -84,7 +99,7 @@ impl WorkerHandle {
             .name(name)
             .spawn(move || {
                 let started = Instant::now();
-                match ModelThread::load(&thread_path, n_threads, thread_ctx) {
+                match ModelThread::load(&thread_path, n_threads, sizes) {
                     Ok(mut state) => {
                         let _ = ready_tx.send(Ok(started.elapsed()));
                         *thread_idle.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
@@ -101,7 +116,12 @@ impl WorkerHandle {
             })
             .map_err(|e| ApiError::internal(format!("starting the model thread: {e}")))?;
         let load = ready_rx.await.map_err(|_| ApiError::internal("the model thread stopped while loading"))??;
-        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx }, load))
+        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx, kv_bytes }, load))
+    }
+
+    /// Bytes of the KV cache.
+    pub fn kv_bytes(&self) -> u64 {
+        self.kv_bytes.load(std::sync::atomic::Ordering::Relaxed) as u64
     }
 
     /// Whether a request is queued or running.
@@ -131,17 +151,34 @@ impl WorkerHandle {
     }
 }
 
+/// Where the model thread publishes the size of the engine it built.
+struct EngineSizes {
+    num_ctx: Arc<std::sync::atomic::AtomicUsize>,
+    kv_bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl EngineSizes {
+    fn publish(&self, engine: &Engine) {
+        self.num_ctx.store(engine.config().num_ctx, std::sync::atomic::Ordering::Relaxed);
+        self.kv_bytes.store(engine.kv_bytes(), std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Compiled templates a model thread keeps; a handful at most (the model's own and those of
+/// the library models sharing its weights), so they are never evicted.
+type Formats = HashMap<Option<Arc<str>>, PromptFormat>;
+
 /// State owned by a model thread.
 struct ModelThread {
     /// The mapping the weights live in, shared by every engine built over it.
     file: Arc<GgufFile>,
     /// `None` only between dropping an engine and building its replacement.
     engine: Option<Engine>,
-    format: PromptFormat,
+    formats: Formats,
     /// Kept between requests so a following request reuses the cached common prefix.
     seq: Sequence,
     n_threads: usize,
-    num_ctx: Arc<std::sync::atomic::AtomicUsize>,
+    sizes: EngineSizes,
     /// Time spent rebuilding the engine for a new context size, not yet reported (the
     /// request that caused it reports it; the first load is reported by the registry).
     unreported_load: Duration,
@@ -167,38 +204,50 @@ fn build_engine(file: &Arc<GgufFile>, n_threads: usize, num_ctx: usize) -> Resul
     Engine::new(model, tokenizer, config).map_err(engine_error)
 }
 
-/// Prompt tokens of a job: raw text as is, a conversation through the model's format.
-fn prompt_tokens(tok: &Tokenizer, format: &PromptFormat, prompt: &Prompt) -> Result<Vec<u32>, ApiError> {
-    match prompt {
-        Prompt::Raw(text) => Ok(tok.encode(text, true, true)),
-        Prompt::Chat(messages) => format
-            .chat_tokens(tok, messages)
-            .map_err(|e| ApiError::bad_request(format!("rendering the chat template: {e}"))),
-    }
+/// Prompt tokens of a job: raw text as is, a conversation through its template (compiled
+/// on first use and kept).
+fn prompt_tokens(
+    file: &GgufFile,
+    tok: &Tokenizer,
+    formats: &mut Formats,
+    prompt: &Prompt,
+) -> Result<Vec<u32>, ApiError> {
+    let chat = match prompt {
+        Prompt::Raw(text) => return Ok(tok.encode(text, true, true)),
+        Prompt::Chat(chat) => chat,
+    };
+    let format = match formats.entry(chat.template.clone()) {
+        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let source = match &chat.template {
+                Some(t) => Some(&**t),
+                None => file.get_str("tokenizer.chat_template").ok().flatten(),
+            };
+            let format = PromptFormat::new(tok, source)
+                .map_err(|e| ApiError::bad_request(format!("compiling the chat template: {e}")))?;
+            e.insert(format)
+        }
+    };
+    format
+        .chat_tokens_with(tok, &chat.messages, &chat.extras)
+        .map_err(|e| ApiError::bad_request(format!("rendering the chat template: {e}")))
 }
 
 impl ModelThread {
-    fn load(
-        path: &Path,
-        n_threads: Option<usize>,
-        num_ctx: Arc<std::sync::atomic::AtomicUsize>,
-    ) -> Result<ModelThread, ApiError> {
+    fn load(path: &Path, n_threads: Option<usize>, sizes: EngineSizes) -> Result<ModelThread, ApiError> {
         let file =
             Arc::new(GgufFile::open(path).map_err(|e| ApiError::internal(format!("opening {}: {e}", path.display())))?);
         let n_threads = n_threads.unwrap_or_else(default_threads).max(1);
         let engine = build_engine(&file, n_threads, crate::options::DEFAULT_NUM_CTX)?;
         engine.model().warm(&mut |_, _| {});
-        let source = file.get_str("tokenizer.chat_template").ok().flatten();
-        let format = PromptFormat::new(engine.tokenizer(), source)
-            .map_err(|e| ApiError::internal(format!("compiling the chat template: {e}")))?;
-        num_ctx.store(engine.config().num_ctx, std::sync::atomic::Ordering::Relaxed);
+        sizes.publish(&engine);
         Ok(ModelThread {
             file,
             engine: Some(engine),
-            format,
+            formats: Formats::new(),
             seq: Sequence::default(),
             n_threads,
-            num_ctx,
+            sizes,
             unreported_load: Duration::ZERO,
         })
     }
@@ -210,8 +259,9 @@ impl ModelThread {
             let started = Instant::now();
             self.seq = Sequence::default();
             self.engine = None;
-            self.engine = Some(build_engine(&self.file, self.n_threads, num_ctx)?);
-            self.num_ctx.store(num_ctx, std::sync::atomic::Ordering::Relaxed);
+            let engine = build_engine(&self.file, self.n_threads, num_ctx)?;
+            self.sizes.publish(&engine);
+            self.engine = Some(engine);
             self.unreported_load += started.elapsed();
         }
         Ok(())
@@ -241,10 +291,10 @@ impl ModelThread {
 
     fn run(&mut self, job: Job) -> Result<Done, ApiError> {
         self.ensure_num_ctx(job.options.num_ctx)?;
-        let (Some(engine), format) = (self.engine.as_mut(), &self.format) else {
+        let Some(engine) = self.engine.as_mut() else {
             return Err(ApiError::internal("the model is not loaded"));
         };
-        let tokens = prompt_tokens(engine.tokenizer(), format, &job.prompt)?;
+        let tokens = prompt_tokens(&self.file, engine.tokenizer(), &mut self.formats, &job.prompt)?;
         if tokens.is_empty() {
             return Err(ApiError::bad_request("the prompt is empty"));
         }

@@ -1,0 +1,183 @@
+//! The model library over HTTP: `/api/create`, `/api/copy`, `/api/delete`, and blob uploads
+//! (`HEAD`/`POST /api/blobs/:digest`).
+
+use crate::error::{parse_json, ApiError};
+use crate::registry::library_error;
+use crate::AppState;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use kiln_library::create::{create, CreateError, CreateRequest};
+use kiln_library::{Digest, LibraryError, ModelName};
+use serde::Deserialize;
+use serde_json::json;
+
+fn model_name(s: &str) -> Result<ModelName, ApiError> {
+    ModelName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("a background task failed: {e}")))
+}
+
+#[derive(Deserialize)]
+struct CreateBody {
+    #[serde(alias = "name")]
+    model: String,
+    stream: Option<bool>,
+    #[serde(flatten)]
+    request: CreateRequest,
+}
+
+/// Status lines as Ollama streams them, or the last one alone.
+fn statuses(lines: Vec<String>, stream: bool) -> Response {
+    if !stream {
+        return Json(json!({ "status": lines.last().cloned().unwrap_or_default() })).into_response();
+    }
+    let body: String = lines.iter().map(|s| json!({ "status": s }).to_string() + "\n").collect();
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+}
+
+pub async fn create_model(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: CreateBody = parse_json(&body)?;
+    let name = model_name(&req.model)?;
+    if let Some(t) = req.request.template.as_deref() {
+        kiln_engine::prompt::check_template(t).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    }
+    let store = state.registry.store()?.clone();
+    let lines = blocking(move || {
+        let mut lines = vec!["parsing modelfile".to_string()];
+        create(&store, &name, &req.request, &mut |s| lines.push(s)).map(|_| lines)
+    })
+    .await?
+    .map_err(|e| match e {
+        CreateError::Invalid(m) => ApiError::bad_request(m),
+        CreateError::Library(e) => library_error(e),
+    })?;
+    Ok(statuses(lines, req.stream.unwrap_or(true)))
+}
+
+#[derive(Deserialize)]
+struct CopyBody {
+    source: String,
+    destination: String,
+}
+
+pub async fn copy_model(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let req: CopyBody = parse_json(&body)?;
+    let (src, dst) = (model_name(&req.source)?, model_name(&req.destination)?);
+    let store = state.registry.store()?.clone();
+    blocking(move || store.copy(&src, &dst)).await?.map_err(library_error)?;
+    Ok(StatusCode::OK)
+}
+
+#[derive(Deserialize)]
+struct DeleteBody {
+    #[serde(alias = "name")]
+    model: String,
+}
+
+pub async fn delete_model(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
+    let req: DeleteBody = parse_json(&body)?;
+    let name = model_name(&req.model)?;
+    // A loaded model is unloaded (after its running requests) before its blobs go.
+    if let Ok(entry) = state.registry.find(&req.model) {
+        state.registry.forget(&entry).await;
+    }
+    let store = state.registry.store()?.clone();
+    blocking(move || store.delete(&name)).await?.map_err(library_error)?;
+    Ok(StatusCode::OK)
+}
+
+fn digest(s: &str) -> Result<Digest, ApiError> {
+    Digest::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+pub async fn head_blob(State(state): State<AppState>, Path(d): Path<String>) -> Result<StatusCode, ApiError> {
+    let d = digest(&d)?;
+    Ok(if state.registry.store()?.has_blob(&d) { StatusCode::OK } else { StatusCode::NOT_FOUND })
+}
+
+/// Bytes from the HTTP body for a blocking reader, with backpressure.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>,
+    current: Bytes,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(chunk) => self.current = chunk?,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len());
+        buf[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+/// Stores an uploaded blob; the body must hash to the digest in the path, or nothing is kept.
+pub async fn post_blob(State(state): State<AppState>, Path(d): Path<String>, body: Body) -> Result<Response, ApiError> {
+    let d = digest(&d)?;
+    let store = state.registry.store()?.clone();
+    if store.has_blob(&d) {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut reader = ChannelReader { rx, current: Bytes::new() };
+        store.write_blob(&mut reader, Some(&d))
+    });
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| std::io::Error::other(format!("reading the upload: {e}")));
+        let failed = chunk.is_err();
+        if tx.send(chunk).await.is_err() || failed {
+            break;
+        }
+    }
+    drop(tx);
+    match writer.await.map_err(|e| ApiError::internal(format!("storing the blob: {e}")))? {
+        Ok(_) => Ok(StatusCode::CREATED.into_response()),
+        Err(e @ LibraryError::DigestMismatch { .. }) => Err(ApiError::bad_request(e.to_string())),
+        Err(e) => Err(library_error(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    #[test]
+    fn create_bodies_parse_ollamas_fields() {
+        let b: CreateBody = parse_json(
+            br#"{"model":"m","from":"smollm2","system":"s","parameters":{"temperature":0.1},
+                "messages":[{"role":"user","content":"hi"}],"license":["a","b"],"stream":false,
+                "files":{"x.gguf":"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"}}"#,
+        )
+        .unwrap();
+        assert_eq!(b.model, "m");
+        assert_eq!(b.request.from.as_deref(), Some("smollm2"));
+        assert_eq!(b.request.files.len(), 1);
+        assert!(parse_json::<CreateBody>(br#"{"model":"m","files":{"x.gguf":"sha256:00"}}"#).is_err());
+    }
+
+    async fn body_text(r: Response) -> String {
+        String::from_utf8(axum::body::to_bytes(r.into_body(), 1 << 20).await.unwrap().to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn status_lines_stream_or_collapse() {
+        let lines = || vec!["parsing modelfile".to_string(), "success".to_string()];
+        assert_eq!(body_text(statuses(lines(), false)).await, r#"{"status":"success"}"#);
+        let streamed = body_text(statuses(lines(), true)).await;
+        let parsed: Vec<Value> = streamed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(parsed, [json!({"status":"parsing modelfile"}), json!({"status":"success"})]);
+    }
+}
