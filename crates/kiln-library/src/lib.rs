@@ -12,10 +12,12 @@ pub mod digest;
 pub mod error;
 pub mod manifest;
 pub mod name;
+pub mod pull;
 pub mod store;
 
 pub use digest::Digest;
 pub use error::LibraryError;
 pub use manifest::{Layer, Manifest};
 pub use name::ModelName;
+pub use pull::{pull, PullConfig, PullError, PullProgress};
 pub use store::{LibraryModel, Store};
