@@ -29,3 +29,19 @@ pub(crate) fn fetch_manifest(http: &Http, repo_url: &str, name: &ModelName) -> R
 pub(crate) fn blob_url(repo_url: &str, digest: &crate::Digest) -> String {
     format!("{repo_url}/blobs/{digest}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ollama_names_use_the_configured_registry_and_others_their_host() {
+        let config = PullConfig { ollama_registry: "http://127.0.0.1:9/".into(), ..PullConfig::default() };
+        let url = |n: &str, c: &PullConfig| repository_url(&ModelName::parse(n).unwrap(), c);
+        assert_eq!(url("smollm2:135m", &config), "http://127.0.0.1:9/v2/library/smollm2");
+        assert_eq!(url("example.com/me/m:1", &config), "https://example.com/v2/me/m");
+        let insecure = PullConfig { insecure: true, ..config };
+        assert_eq!(url("localhost:5000/me/m", &insecure), "http://localhost:5000/v2/me/m");
+        assert_eq!(url("me/m", &PullConfig::default()), "https://registry.ollama.ai/v2/me/m");
+    }
+}
