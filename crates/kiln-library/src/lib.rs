@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod modelfile;
 pub mod name;
 pub mod parameters;
+pub mod pull;
 pub mod spec;
 pub mod store;
 
@@ -23,4 +24,5 @@ pub use digest::Digest;
 pub use error::LibraryError;
 pub use manifest::{Layer, Manifest};
 pub use name::ModelName;
+pub use pull::{pull, PullConfig, PullError, PullProgress};
 pub use store::{LibraryModel, Store};
