@@ -1,0 +1,2 @@
+//! Ollama's prompt semantics (placeholder, filled in below).
+pub(crate) const TOOL_PROPERTY: &str = "api.ToolProperty";
