@@ -100,7 +100,13 @@ pub(crate) fn format_float_g(f: f64) -> String {
         return if f.is_sign_negative() { "-0".into() } else { "0".into() };
     }
     if !f.is_finite() {
-        return if f.is_nan() { "NaN".into() } else if f > 0.0 { "+Inf".into() } else { "-Inf".into() };
+        return if f.is_nan() {
+            "NaN".into()
+        } else if f > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
     }
     let (digits, dp) = shortest_digits(f);
     let exp = dp - 1;

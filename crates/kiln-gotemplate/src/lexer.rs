@@ -232,7 +232,8 @@ impl<'a> Lexer<'a> {
         if matches!(bytes.first(), Some(b'+' | b'-')) {
             len += 1;
         }
-        if bytes.get(len) == Some(&b'0') && matches!(bytes.get(len + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B')) {
+        if bytes.get(len) == Some(&b'0') && matches!(bytes.get(len + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B'))
+        {
             len += 2;
             exp_allowed = false;
         }
@@ -390,23 +391,26 @@ mod tests {
 
     #[test]
     fn literals() {
-        assert_eq!(toks(r#"{{"a\n\u00e9\"" `r\n` 'x' '\n' 0x1F 1.5e-3 $v $}}"#)[1..16], [
-            Tok::Str("a\né\"".into()),
-            Tok::Space,
-            Tok::Str("r\\n".into()),
-            Tok::Space,
-            Tok::Char('x'),
-            Tok::Space,
-            Tok::Char('\n'),
-            Tok::Space,
-            Tok::Number("0x1F".into()),
-            Tok::Space,
-            Tok::Number("1.5e-3".into()),
-            Tok::Space,
-            Tok::Variable("$v".into()),
-            Tok::Space,
-            Tok::Variable("$".into()),
-        ]);
+        assert_eq!(
+            toks(r#"{{"a\n\u00e9\"" `r\n` 'x' '\n' 0x1F 1.5e-3 $v $}}"#)[1..16],
+            [
+                Tok::Str("a\né\"".into()),
+                Tok::Space,
+                Tok::Str("r\\n".into()),
+                Tok::Space,
+                Tok::Char('x'),
+                Tok::Space,
+                Tok::Char('\n'),
+                Tok::Space,
+                Tok::Number("0x1F".into()),
+                Tok::Space,
+                Tok::Number("1.5e-3".into()),
+                Tok::Space,
+                Tok::Variable("$v".into()),
+                Tok::Space,
+                Tok::Variable("$".into()),
+            ]
+        );
     }
 
     #[test]

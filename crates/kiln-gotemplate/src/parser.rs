@@ -19,7 +19,8 @@ const KEYWORDS: [&str; 10] = ["block", "break", "continue", "define", "else", "e
 
 pub(crate) fn parse(src: &str, is_function: &dyn Fn(&str) -> bool) -> Result<Tree, TemplateError> {
     let tokens = lex(src)?;
-    let mut p = Parser { src, tokens, idx: 0, vars: vec!["$".into()], range_depth: 0, is_function, defines: BTreeMap::new() };
+    let mut p =
+        Parser { src, tokens, idx: 0, vars: vec!["$".into()], range_depth: 0, is_function, defines: BTreeMap::new() };
     let root = p.top_level()?;
     Ok(Tree { root, defines: p.defines })
 }
@@ -314,9 +315,12 @@ impl Parser<'_> {
                     if pipe.cmds.is_empty() {
                         return self.err(t.pos, format!("missing value for {context}"));
                     }
-                    if let Some(i) = pipe.cmds.iter().skip(1).position(|c| {
-                        matches!(c.args[0], Arg::Dot | Arg::Nil | Arg::Literal(_))
-                    }) {
+                    if let Some(i) = pipe
+                        .cmds
+                        .iter()
+                        .skip(1)
+                        .position(|c| matches!(c.args[0], Arg::Dot | Arg::Nil | Arg::Literal(_)))
+                    {
                         return self.err(t.pos, format!("non executable command in pipeline stage {}", i + 2));
                     }
                     return Ok(pipe);
@@ -428,7 +432,9 @@ impl Parser<'_> {
     fn term(&mut self) -> Result<Option<Arg>, TemplateError> {
         let t = self.peek().clone();
         let arg = match t.tok {
-            Tok::Ident(ref w) if Self::keyword(&t.tok).is_some() => return self.err(t.pos, format!("unexpected {w:?}")),
+            Tok::Ident(ref w) if Self::keyword(&t.tok).is_some() => {
+                return self.err(t.pos, format!("unexpected {w:?}"))
+            }
             Tok::Ident(ref w) => match w.as_str() {
                 "true" => Arg::Literal(Literal::Bool(true)),
                 "false" => Arg::Literal(Literal::Bool(false)),
@@ -541,12 +547,15 @@ mod tests {
     #[test]
     fn chains_merge_fields() {
         let t = p("{{ $.A.B }}{{ (.X).Y }}").unwrap();
-        assert_eq!(t.root[0], Node::Action(Pipeline {
-            pos: 3,
-            decl: vec![],
-            is_assign: false,
-            cmds: vec![Command { pos: 3, args: vec![Arg::Variable("$".into(), vec!["A".into(), "B".into()])] }]
-        }));
+        assert_eq!(
+            t.root[0],
+            Node::Action(Pipeline {
+                pos: 3,
+                decl: vec![],
+                is_assign: false,
+                cmds: vec![Command { pos: 3, args: vec![Arg::Variable("$".into(), vec!["A".into(), "B".into()])] }]
+            })
+        );
         assert!(matches!(&t.root[1], Node::Action(p) if matches!(p.cmds[0].args[0], Arg::Chain(..))));
     }
 

@@ -151,7 +151,10 @@ mod tests {
     fn common_verbs() {
         let args = [Value::Int(3), Value::str("s"), Value::Float(1.5), Value::Float(2.345), Value::str("ab")];
         assert_eq!(sprintf("%d %s %f %5.2f|%-4s|", &args), "3 s 1.500000  2.35|ab  |");
-        assert_eq!(sprintf("%q %v %x %05d %%", &[Value::str("q\""), Value::Nil, Value::Int(255), Value::Int(-42)]), "\"q\\\"\" <nil> ff -0042 %");
+        assert_eq!(
+            sprintf("%q %v %x %05d %%", &[Value::str("q\""), Value::Nil, Value::Int(255), Value::Int(-42)]),
+            "\"q\\\"\" <nil> ff -0042 %"
+        );
     }
 
     #[test]

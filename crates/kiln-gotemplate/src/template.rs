@@ -69,6 +69,11 @@ impl GoTemplate {
         &self.tree.root
     }
 
+    /// Appends a node to the main body (Ollama adds `{{ .Response }}`).
+    pub(crate) fn push_node(&mut self, node: Node) {
+        self.tree.root.push(node);
+    }
+
     /// Whether any field or variable chain names `name` (case-insensitively,
     /// as Ollama compares lowercased identifiers): `.Messages`, `$.Messages`
     /// and `$m.Messages` all count, in the main body and defined templates.
@@ -139,10 +144,10 @@ pub fn looks_like_go_template(src: &str) -> bool {
         match first {
             _ if go_operand(first) || first.starts_with("/*") => go = true,
             "end" | "else" | "break" | "continue" => go = true,
-            "if" | "range" | "with" | "template" | "define" | "block" => {
-                if go_operand(second) || second.starts_with('"') || matches!(second, "and" | "or" | "not" | "eq") {
-                    go = true;
-                }
+            "if" | "range" | "with" | "template" | "define" | "block"
+                if go_operand(second) || second.starts_with('"') || matches!(second, "and" | "or" | "not" | "eq") =>
+            {
+                go = true
             }
             "" | "-" => {}
             w if w.starts_with(|c: char| c.is_ascii_lowercase()) && !go_operand(second) && !is_go_func_call(w) => {

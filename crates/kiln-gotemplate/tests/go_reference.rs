@@ -36,7 +36,9 @@ fn corpus_matches_go() {
             match (expected.get("output").and_then(Value::as_str), got) {
                 (Some(want), Ok(got)) if want == got => {}
                 (None, Err(_)) if expected.get("error").is_some() => {}
-                (want, got) => failures.push(format!("{name}:\n  go:   {want:?} {}\n  rust: {got:?}", expected["error"])),
+                (want, got) => {
+                    failures.push(format!("{name}:\n  go:   {want:?} {}\n  rust: {got:?}", expected["error"]))
+                }
             }
             checked += 1;
         }
