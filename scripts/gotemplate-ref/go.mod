@@ -1,0 +1,3 @@
+module kiln/gotemplate-ref
+
+go 1.19
