@@ -2,6 +2,8 @@
 //! rule that keeps a template-written BOS from being doubled by the tokenizer's add_bos.
 
 use crate::chat_template::{ChatMessage, ChatTemplate, TemplateError};
+use kiln_gotemplate::looks_like_go_template;
+use kiln_gotemplate::ollama::{Message as GoMessage, OllamaTemplate, Think as GoThink, Values as GoValues};
 use kiln_tokenizer::Tokenizer;
 
 /// What a request gives the template besides the messages.
@@ -28,24 +30,66 @@ impl ChatExtras {
     }
 }
 
+/// Why a conversation could not become a prompt.
+#[derive(Debug, thiserror::Error)]
+pub enum PromptError {
+    #[error(transparent)]
+    Jinja(#[from] TemplateError),
+    #[error("invalid Go template: {0}")]
+    Go(#[from] kiln_gotemplate::TemplateError),
+    #[error("this model's template has no place for a suffix (fill-in-the-middle needs a template that uses .Suffix)")]
+    NoSuffix,
+}
+
+/// A template in either language: Ollama's Go templates (Modelfile TEMPLATE, registry
+/// models) or the Jinja templates inside GGUF files and Hugging Face repositories.
+enum Template {
+    Jinja(ChatTemplate),
+    Go(OllamaTemplate),
+}
+
+impl Template {
+    fn compile(source: &str, bos: &str, eos: &str) -> Result<Template, PromptError> {
+        Ok(if looks_like_go_template(source) {
+            Template::Go(OllamaTemplate::parse(source)?)
+        } else {
+            Template::Jinja(ChatTemplate::new(source, bos, eos)?)
+        })
+    }
+}
+
 /// Checks that a template compiles, without a tokenizer (for templates given at create time).
-pub fn check_template(source: &str) -> Result<(), TemplateError> {
-    ChatTemplate::new(source, "", "").map(|_| ())
+pub fn check_template(source: &str) -> Result<(), PromptError> {
+    Template::compile(source, "", "").map(|_| ())
+}
+
+/// Whether a template can place a suffix (fill-in-the-middle): only Go templates say so.
+pub fn supports_suffix(source: &str) -> bool {
+    matches!(Template::compile(source, "", ""), Ok(Template::Go(t)) if t.template().uses_field("Suffix"))
+}
+
+/// A conversation in the Go templates' terms.
+fn go_messages(messages: &[ChatMessage]) -> Vec<GoMessage> {
+    messages.iter().map(|m| GoMessage::new(&m.role, &m.content)).collect()
+}
+
+fn go_think(think: Option<bool>) -> Option<GoThink> {
+    think.map(GoThink::Bool)
 }
 
 /// How a model's conversations become prompt text.
 pub struct PromptFormat {
-    template: Option<ChatTemplate>,
+    template: Option<Template>,
     bos_text: Option<String>,
 }
 
 impl PromptFormat {
-    /// A format over the Jinja `template` source (usually the model's
-    /// `tokenizer.chat_template`); `None` for models without one.
-    pub fn new(tok: &Tokenizer, template: Option<&str>) -> Result<PromptFormat, TemplateError> {
+    /// A format over a template source (usually the model's `tokenizer.chat_template`, or a
+    /// Modelfile's TEMPLATE), Go or Jinja; `None` for models without one.
+    pub fn new(tok: &Tokenizer, template: Option<&str>) -> Result<PromptFormat, PromptError> {
         let text_of = |id: Option<u32>| id.and_then(|i| tok.token_text(i)).unwrap_or("").to_string();
         let (bos, eos) = (text_of(tok.bos()), text_of(tok.eos()));
-        let template = template.map(|src| ChatTemplate::new(src, &bos, &eos)).transpose()?;
+        let template = template.map(|src| Template::compile(src, &bos, &eos)).transpose()?;
         Ok(PromptFormat { template, bos_text: (!bos.is_empty()).then_some(bos) })
     }
 
@@ -55,7 +99,7 @@ impl PromptFormat {
 
     /// Prompt tokens of a conversation, ending with the generation prompt. Without a template
     /// the messages' texts are joined by blank lines.
-    pub fn chat_tokens(&self, tok: &Tokenizer, messages: &[ChatMessage]) -> Result<Vec<u32>, TemplateError> {
+    pub fn chat_tokens(&self, tok: &Tokenizer, messages: &[ChatMessage]) -> Result<Vec<u32>, PromptError> {
         self.chat_tokens_with(tok, messages, &ChatExtras::default())
     }
 
@@ -66,13 +110,40 @@ impl PromptFormat {
         tok: &Tokenizer,
         messages: &[ChatMessage],
         extras: &ChatExtras,
-    ) -> Result<Vec<u32>, TemplateError> {
-        let Some(template) = &self.template else {
-            let texts: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
-            return Ok(tok.encode(&texts.join("\n\n"), true, true));
+    ) -> Result<Vec<u32>, PromptError> {
+        let text = match &self.template {
+            None => {
+                let texts: Vec<&str> = messages.iter().map(|m| m.content.as_str()).collect();
+                return Ok(tok.encode(&texts.join("\n\n"), true, true));
+            }
+            Some(Template::Jinja(t)) => t.render_with(messages, true, extras.jinja_context())?,
+            Some(Template::Go(t)) => {
+                let tools = match &extras.tools {
+                    Some(serde_json::Value::Array(v)) => v.clone(),
+                    _ => Vec::new(),
+                };
+                t.render(&GoValues::chat(None, go_messages(messages), tools, go_think(extras.think)))?
+            }
         };
-        let text = template.render_with(messages, true, extras.jinja_context())?;
         Ok(tok.encode(self.strip_bos(tok, &text), true, true))
+    }
+
+    /// Prompt tokens for filling in between `prompt` and `suffix` (code completion), for
+    /// templates that place a suffix.
+    pub fn fill_tokens(
+        &self,
+        tok: &Tokenizer,
+        system: Option<&str>,
+        prompt: &str,
+        suffix: &str,
+    ) -> Result<Vec<u32>, PromptError> {
+        match &self.template {
+            Some(Template::Go(t)) if t.template().uses_field("Suffix") => {
+                let text = t.render(&GoValues::generate(system, prompt, suffix, None))?;
+                Ok(tok.encode(self.strip_bos(tok, &text), true, true))
+            }
+            _ => Err(PromptError::NoSuffix),
+        }
     }
 
     /// A template that writes the BOS itself would get a second one from add_bos.
@@ -81,5 +152,52 @@ impl PromptFormat {
             Some(bos) if tok.add_bos() => text.strip_prefix(bos.as_str()).unwrap_or(text),
             _ => text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GO_CHATML: &str =
+        "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}<|im_start|>assistant\n";
+    const GO_FIM: &str = "<|fim_prefix|>{{ .Prompt }}<|fim_suffix|>{{ .Suffix }}<|fim_middle|>";
+    const JINJA_CHATML: &str = "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}";
+
+    fn tokenizer() -> Option<Tokenizer> {
+        let path = kiln_testdata::model_path(kiln_testdata::SMOLLM2)?;
+        let file = kiln_gguf::GgufFile::open(path).unwrap();
+        Some(Tokenizer::from_gguf(&file).unwrap())
+    }
+
+    #[test]
+    fn go_and_jinja_templates_give_the_same_prompt() {
+        let Some(tok) = tokenizer() else { return };
+        let messages = [ChatMessage::new("system", "Be brief."), ChatMessage::new("user", "Hi")];
+        let go = PromptFormat::new(&tok, Some(GO_CHATML)).unwrap().chat_tokens(&tok, &messages).unwrap();
+        let jinja = PromptFormat::new(&tok, Some(JINJA_CHATML)).unwrap().chat_tokens(&tok, &messages).unwrap();
+        assert_eq!(go, jinja);
+        let want = "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n";
+        assert_eq!(go, tok.encode(want, true, true));
+    }
+
+    #[test]
+    fn suffixes_need_a_go_template_that_places_them() {
+        assert!(supports_suffix(GO_FIM));
+        assert!(!supports_suffix(GO_CHATML));
+        assert!(!supports_suffix(JINJA_CHATML));
+        let Some(tok) = tokenizer() else { return };
+        let fim = PromptFormat::new(&tok, Some(GO_FIM)).unwrap();
+        let got = fim.fill_tokens(&tok, None, "def f(", "):\n    pass").unwrap();
+        assert_eq!(got, tok.encode("<|fim_prefix|>def f(<|fim_suffix|>):\n    pass<|fim_middle|>", true, true));
+        let chat = PromptFormat::new(&tok, Some(GO_CHATML)).unwrap();
+        assert!(matches!(chat.fill_tokens(&tok, None, "a", "b"), Err(PromptError::NoSuffix)));
+    }
+
+    #[test]
+    fn broken_templates_are_reported_in_their_language() {
+        assert!(matches!(check_template("{{ if .System }}never closed"), Err(PromptError::Go(_))));
+        assert!(matches!(check_template("{% for m in messages %}"), Err(PromptError::Jinja(_))));
+        assert!(check_template(GO_CHATML).is_ok() && check_template(JINJA_CHATML).is_ok());
     }
 }

@@ -67,6 +67,8 @@ pub enum ServerError {
 #[derive(Clone)]
 pub struct AppState {
     pub registry: Arc<Registry>,
+    /// Where pulls download from (KILN_REGISTRY, HF_ENDPOINT, HF_TOKEN).
+    pub pull: Arc<kiln_library::PullConfig>,
 }
 
 /// Normalises the listen address: drops an `http://` scheme and a trailing slash, and fills
@@ -99,6 +101,7 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
         .route("/api/tags", get(routes_ollama::tags))
         .route("/api/show", post(routes_ollama::show))
         .route("/api/ps", get(routes_ollama::ps))
+        .route("/api/pull", post(routes_library::pull_model))
         .route("/api/create", post(routes_library::create_model))
         .route("/api/copy", post(routes_library::copy_model))
         .route("/api/delete", delete(routes_library::delete_model))
@@ -146,7 +149,8 @@ pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
         });
         let n = registry.list().len();
         eprintln!("kiln serve: listening on http://{} ({n} model(s) available)", listener.local_addr()?);
-        axum::serve(listener, router(AppState { registry }, config.access)).await?;
+        let state = AppState { registry, pull: Arc::new(kiln_library::PullConfig::from_env()) };
+        axum::serve(listener, router(state, config.access)).await?;
         Ok(())
     })
 }
@@ -159,7 +163,8 @@ mod tests {
     use tower::ServiceExt;
 
     fn app(access: access::AccessPolicy) -> Router {
-        router(AppState { registry: Arc::new(Registry::new(None, vec![], Some(1))) }, access)
+        let registry = Arc::new(Registry::new(None, vec![], Some(1)));
+        router(AppState { registry, pull: Default::default() }, access)
     }
 
     async fn call(app: Router, request: Request<Body>) -> axum::response::Response {

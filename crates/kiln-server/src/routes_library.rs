@@ -1,5 +1,5 @@
-//! The model library over HTTP: `/api/create`, `/api/copy`, `/api/delete`, and blob uploads
-//! (`HEAD`/`POST /api/blobs/:digest`).
+//! The model library over HTTP: `/api/pull`, `/api/create`, `/api/copy`, `/api/delete`, and
+//! blob uploads (`HEAD`/`POST /api/blobs/:digest`).
 
 use crate::error::{parse_json, ApiError};
 use crate::registry::library_error;
@@ -11,9 +11,11 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
 use kiln_library::create::{create, CreateError, CreateRequest};
-use kiln_library::{Digest, LibraryError, ModelName};
+use kiln_library::{pull, Digest, LibraryError, ModelName, PullConfig, PullError, PullProgress};
 use serde::Deserialize;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 fn model_name(s: &str) -> Result<ModelName, ApiError> {
     ModelName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
@@ -147,6 +149,76 @@ pub async fn post_blob(State(state): State<AppState>, Path(d): Path<String>, bod
         Err(e @ LibraryError::DigestMismatch { .. }) => Err(ApiError::bad_request(e.to_string())),
         Err(e) => Err(library_error(e)),
     }
+}
+
+#[derive(Deserialize)]
+struct PullBody {
+    #[serde(alias = "name")]
+    model: String,
+    #[serde(default)]
+    insecure: bool,
+    stream: Option<bool>,
+}
+
+/// A failed pull as the API reports it.
+fn pull_error(e: PullError) -> ApiError {
+    let status = match &e {
+        PullError::NotFound(_) => StatusCode::NOT_FOUND,
+        PullError::DigestMismatch { .. } | PullError::HuggingFace(_) => StatusCode::BAD_REQUEST,
+        PullError::Status { .. } | PullError::Network { .. } | PullError::BadResponse { .. } => StatusCode::BAD_GATEWAY,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    ApiError { status, message: e.to_string() }
+}
+
+/// Sets the flag when dropped: the response body is dropped when the client goes away,
+/// which stops the download (its partial file stays for the next pull to resume).
+struct CancelOnDrop(Arc<AtomicBool>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Downloads a model into the library, streaming Ollama's progress objects. The first event
+/// is awaited before answering, so a model the registry does not have is a plain 404.
+pub async fn pull_model(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let req: PullBody = parse_json(&body)?;
+    let name = model_name(&req.model)?;
+    let store = state.registry.store()?.clone();
+    let config = PullConfig { insecure: req.insecure || state.pull.insecure, ..(*state.pull).clone() };
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<PullProgress, ApiError>>();
+    let flag = Arc::clone(&cancel);
+    tokio::task::spawn_blocking(move || {
+        let result = pull(&store, &name, &config, &mut |p| drop(tx.send(Ok(p))), &flag);
+        if let Err(e) = result {
+            let _ = tx.send(Err(pull_error(e)));
+        }
+    });
+    let guard = CancelOnDrop(cancel);
+    let first = rx.recv().await.unwrap_or_else(|| Err(ApiError::internal("the pull stopped")))?;
+    if !req.stream.unwrap_or(true) {
+        let mut last = first;
+        while let Some(ev) = rx.recv().await {
+            last = ev?;
+        }
+        drop(guard);
+        return Ok(Json(last).into_response());
+    }
+    let stream = futures_util::stream::unfold((Some(Ok(first)), rx, guard), |(pending, mut rx, guard)| async move {
+        let ev = match pending {
+            Some(ev) => ev,
+            None => rx.recv().await?,
+        };
+        let line = match ev {
+            Ok(p) => serde_json::to_string(&p).unwrap_or_default(),
+            Err(e) => json!({ "error": e.message }).to_string(),
+        };
+        Some((Ok::<_, std::convert::Infallible>(line + "\n"), (None, rx, guard)))
+    });
+    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
 }
 
 #[cfg(test)]

@@ -221,20 +221,21 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
     let req: GenerateRequest = parse_json(&body)?;
     no_images(&req.images)?;
     no_format(&req.format)?;
-    if req.suffix.as_deref().is_some_and(|s| !s.is_empty()) {
-        return Err(ApiError::bad_request("suffix (fill-in-the-middle) is not supported by this model's template"));
-    }
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     let model = state.registry.find(&req.model)?;
     let options = options_for(&model, req.options)?;
     if req.prompt.is_empty() {
         return load_only(&state, Kind::Generate, &req.model, keep_alive, started).await;
     }
+    let system = req.system.or_else(|| model.spec.system.clone()).filter(|s| !s.is_empty());
+    let suffix = req.suffix.filter(|s| !s.is_empty());
     let prompt = if req.raw {
         Prompt::Raw(req.prompt)
+    } else if let Some(suffix) = suffix {
+        Prompt::Fill { system, prompt: req.prompt, suffix, template: template_for(&model, req.template) }
     } else {
         let mut messages = Vec::new();
-        if let Some(system) = req.system.or_else(|| model.spec.system.clone()).filter(|s| !s.is_empty()) {
+        if let Some(system) = system {
             messages.push(ChatMessage::new("system", system));
         }
         messages.extend(model.few_shot());
@@ -335,6 +336,16 @@ pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
     .await
 }
 
+/// What the model can do, as `/api/show` reports it (Continue offers autocomplete for
+/// models with `insert`).
+fn capabilities(template: &str) -> Vec<&'static str> {
+    let mut caps = vec!["completion"];
+    if kiln_engine::prompt::supports_suffix(template) {
+        caps.push("insert");
+    }
+    caps
+}
+
 pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Value>, ApiError> {
     let req: ShowRequest = parse_json(&body)?;
     let model = state.registry.find(&req.model)?;
@@ -365,7 +376,7 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
             "messages": spec.messages,
             "details": details(&model),
             "model_info": Value::Object(info.metadata.clone()),
-            "capabilities": ["completion"],
+            "capabilities": capabilities(&template),
             "modified_at": rfc3339(model.modified),
         })))
     })

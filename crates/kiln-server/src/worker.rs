@@ -27,6 +27,9 @@ pub enum Prompt {
     Raw(String),
     /// A conversation rendered through a chat template.
     Chat(ChatPrompt),
+    /// Fill in the middle: text between a prompt and a suffix, through a template that
+    /// places both (code completion).
+    Fill { system: Option<String>, prompt: String, suffix: String, template: Option<Arc<str>> },
 }
 
 /// A conversation and how to render it.
@@ -204,33 +207,44 @@ fn build_engine(file: &Arc<GgufFile>, n_threads: usize, num_ctx: usize) -> Resul
     Engine::new(model, tokenizer, config).map_err(engine_error)
 }
 
-/// Prompt tokens of a job: raw text as is, a conversation through its template (compiled
-/// on first use and kept).
+/// The compiled template for `source` (`None`: the GGUF's own), compiled on first use and kept.
+fn format_for<'f>(
+    file: &GgufFile,
+    tok: &Tokenizer,
+    formats: &'f mut Formats,
+    source: &Option<Arc<str>>,
+) -> Result<&'f PromptFormat, ApiError> {
+    match formats.entry(source.clone()) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            let text = match source {
+                Some(t) => Some(&**t),
+                None => file.get_str("tokenizer.chat_template").ok().flatten(),
+            };
+            let format = PromptFormat::new(tok, text)
+                .map_err(|e| ApiError::bad_request(format!("compiling the chat template: {e}")))?;
+            Ok(e.insert(format))
+        }
+    }
+}
+
+/// Prompt tokens of a job: raw text as is, a conversation or a fill-in through its template.
 fn prompt_tokens(
     file: &GgufFile,
     tok: &Tokenizer,
     formats: &mut Formats,
     prompt: &Prompt,
 ) -> Result<Vec<u32>, ApiError> {
-    let chat = match prompt {
+    let rendered = match prompt {
         Prompt::Raw(text) => return Ok(tok.encode(text, true, true)),
-        Prompt::Chat(chat) => chat,
-    };
-    let format = match formats.entry(chat.template.clone()) {
-        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-        std::collections::hash_map::Entry::Vacant(e) => {
-            let source = match &chat.template {
-                Some(t) => Some(&**t),
-                None => file.get_str("tokenizer.chat_template").ok().flatten(),
-            };
-            let format = PromptFormat::new(tok, source)
-                .map_err(|e| ApiError::bad_request(format!("compiling the chat template: {e}")))?;
-            e.insert(format)
+        Prompt::Chat(chat) => {
+            format_for(file, tok, formats, &chat.template)?.chat_tokens_with(tok, &chat.messages, &chat.extras)
+        }
+        Prompt::Fill { system, prompt, suffix, template } => {
+            format_for(file, tok, formats, template)?.fill_tokens(tok, system.as_deref(), prompt, suffix)
         }
     };
-    format
-        .chat_tokens_with(tok, &chat.messages, &chat.extras)
-        .map_err(|e| ApiError::bad_request(format!("rendering the chat template: {e}")))
+    rendered.map_err(|e| ApiError::bad_request(format!("rendering the prompt: {e}")))
 }
 
 impl ModelThread {
