@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end tests of `kiln serve` with the official `ollama` and `openai` Python clients.
-# Builds kiln, fetches the two test models (cached), starts the server on a free port with a
-# temporary models directory, runs tests/e2e with pytest, and stops the server.
+# Builds kiln, fetches the two test models (cached), starts a test registry (tests/e2e/registry.py,
+# speaking Ollama's registry protocol and Hugging Face's, serving the real SmolLM2 file), starts
+# the server on a free port with an empty temporary library pointed at that registry, runs
+# tests/e2e with pytest, and stops both.
 # Extra arguments go to pytest (e.g. -k chat).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,21 +25,29 @@ gemma3=$(scripts/fetch-models.sh gemma3)
 
 workdir=$(mktemp -d)
 server_pid=""
+registry_pid=""
 cleanup() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-  fi
+  for pid in $server_pid $registry_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
   rm -rf "$workdir"
 }
 trap cleanup EXIT
 
-mkdir "$workdir/models"
-ln -s "$smollm2" "$workdir/models/smollm2.gguf"
-ln -s "$gemma3" "$workdir/models/gemma3.gguf"
+"$venv/bin/python" tests/e2e/registry.py "$smollm2" "$workdir/registry-url" &
+registry_pid=$!
+for _ in $(seq 1 100); do
+  [ -s "$workdir/registry-url" ] && break
+  sleep 0.1
+done
+registry=$(cat "$workdir/registry-url")
 
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-KILN_HOST="127.0.0.1:$port" KILN_MODELS="$workdir/models" "$kiln" serve --model "named=$smollm2" >"$workdir/server.log" 2>&1 &
+library="$workdir/library"
+KILN_HOST="127.0.0.1:$port" KILN_MODELS="$library" KILN_REGISTRY="$registry" HF_ENDPOINT="$registry" \
+  "$kiln" serve --model "smollm2=$smollm2" --model "gemma3=$gemma3" --model "named=$smollm2" \
+  >"$workdir/server.log" 2>&1 &
 server_pid=$!
 
 for _ in $(seq 1 100); do
@@ -53,7 +63,8 @@ for _ in $(seq 1 100); do
 done
 
 status=0
-KILN_URL="http://127.0.0.1:$port" KILN_BIN="$kiln" KILN_SMOLLM2="$smollm2" \
+KILN_URL="http://127.0.0.1:$port" KILN_BIN="$kiln" KILN_SMOLLM2="$smollm2" KILN_MODELS="$library" \
+  KILN_REGISTRY="$registry" \
   "$venv/bin/pytest" -q tests/e2e "$@" || status=$?
 if [ "$status" -ne 0 ]; then
   echo "--- server log ---" >&2

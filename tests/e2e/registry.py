@@ -32,7 +32,8 @@ HF_FILE = "SmolLM2-135M-Instruct-Q4_1.gguf"
 
 TEMPLATE = (
     "{{- if .System }}<|im_start|>system\n{{ .System }}<|im_end|>\n{{ end }}"
-    "{{- range .Messages }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}"
+    # System messages stay in .Messages too (Ollama collates them into .System as well).
+    "{{- range .Messages }}{{ if ne .Role \"system\" }}<|im_start|>{{ .Role }}\n{{ .Content }}<|im_end|>\n{{ end }}{{ end }}"
     "<|im_start|>assistant\n"
 )
 PARAMS = json.dumps({"stop": ["<|im_end|>"], "temperature": 0.2})
@@ -61,6 +62,7 @@ class Registry:
     def __init__(self, model_path, drop_after=None, require_token=False):
         self.lock = threading.Lock()
         self.drop_after = drop_after
+        self.fail_next = 0  # blob requests still to answer 503, after any drop
         self.require_token = require_token
         self.served = {}  # digest -> body bytes sent
         self.blobs = {}  # digest -> ("file", path, size) or ("bytes", data)
@@ -113,6 +115,13 @@ class Registry:
         kind = self.blobs[digest]
         return kind[2] if kind[0] == "file" else len(kind[1])
 
+    def take_failure(self):
+        with self.lock:
+            if self.fail_next > 0 and self.drop_after is None:
+                self.fail_next -= 1
+                return True
+            return False
+
     def take_drop(self):
         with self.lock:
             n, self.drop_after = self.drop_after, None
@@ -148,6 +157,7 @@ def _handler(reg):
             with reg.lock:
                 reg.drop_after = body.get("drop_after", reg.drop_after)
                 reg.require_token = body.get("require_token", reg.require_token)
+                reg.fail_next = body.get("fail_next", reg.fail_next)
             self._json({"ok": True})
 
         def do_GET(self):
@@ -205,6 +215,8 @@ def _handler(reg):
         def _blob(self, digest):
             if digest not in reg.blobs:
                 return self._send(404)
+            if reg.take_failure():
+                return self._send(503)
             size = reg.blob_size(digest)
             start, end, status = 0, size - 1, 200
             rng = self.headers.get("Range", "")
@@ -253,3 +265,15 @@ def start_registry(model_path, drop_after=None, require_token=False):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return f"http://127.0.0.1:{server.server_address[1]}", Handle(server, thread, reg)
+
+
+if __name__ == "__main__":
+    # `python registry.py MODEL.gguf URL_FILE`: serve until killed, writing the base URL to
+    # URL_FILE once listening (scripts/test-e2e.sh starts it before `kiln serve`).
+    import sys
+
+    url, handle = start_registry(sys.argv[1])
+    with open(sys.argv[2] + ".tmp", "w") as f:
+        f.write(url)
+    os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+    handle.thread.join()

@@ -144,11 +144,9 @@ pub fn looks_like_go_template(src: &str) -> bool {
         match first {
             _ if go_operand(first) || first.starts_with("/*") => go = true,
             "end" | "else" | "break" | "continue" => go = true,
-            "if" | "range" | "with" | "template" | "define" | "block"
-                if go_operand(second) || second.starts_with('"') || matches!(second, "and" | "or" | "not" | "eq") =>
-            {
-                go = true
-            }
+            // Jinja writes its statements as `{% if %}`, so a keyword opening `{{` with an
+            // operand (`{{ if ne .Role "system" }}`) is Go whatever the operand is.
+            "if" | "range" | "with" | "template" | "define" | "block" if !second.is_empty() => go = true,
             "" | "-" => {}
             w if w.starts_with(|c: char| c.is_ascii_lowercase()) && !go_operand(second) && !is_go_func_call(w) => {
                 return false;
@@ -194,7 +192,14 @@ mod tests {
 
     #[test]
     fn go_vs_jinja_heuristic() {
-        for go in ["{{ .Prompt }}", "{{- if .System }}x{{ end }}", "{{ range .Messages }}{{ end }}", "{{ $.Tools }}"] {
+        for go in [
+            "{{ .Prompt }}",
+            "{{- if .System }}x{{ end }}",
+            "{{ range .Messages }}{{ end }}",
+            "{{ $.Tools }}",
+            r#"{{ if .System }}s{{ end }}{{ range .Messages }}{{ if ne .Role "system" }}{{ .Content }}{{ end }}{{ end }}"#,
+            "{{ if gt (len .Messages) 1 }}x{{ end }}",
+        ] {
             assert!(looks_like_go_template(go), "{go}");
         }
         for jinja in [

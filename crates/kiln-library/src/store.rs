@@ -179,12 +179,13 @@ impl Store {
                 return Err(LibraryError::DigestMismatch { expected: want.to_string(), actual: digest.to_string() });
             }
         }
-        self.install_blob(temp, &digest)?;
+        self.install_verified(temp, &digest)?;
         Ok((digest, size))
     }
 
-    /// Moves a verified file into place as the blob `digest`.
-    fn install_blob(&self, temp: &Path, digest: &Digest) -> Result<(), LibraryError> {
+    /// Moves a verified file (a finished write, or a download `verify_download` accepted)
+    /// into place as the blob `digest`.
+    pub fn install_verified(&self, temp: &Path, digest: &Digest) -> Result<(), LibraryError> {
         let path = self.blob_path(digest);
         if path.is_file() {
             // Same content already stored.
@@ -202,18 +203,23 @@ impl Store {
     /// Hashes the finished download at `file` and, if it is `expected`, moves it into place;
     /// otherwise deletes it. Either way `file` is gone afterwards.
     pub fn commit_download(&self, file: &Path, expected: &Digest) -> Result<(), LibraryError> {
-        let actual = hash_file(file);
-        match actual {
-            Ok(d) if d == *expected => self.install_blob(file, expected),
-            Ok(d) => {
-                let _ = fs::remove_file(file);
+        self.verify_download(file, expected)?;
+        self.install_verified(file, expected)
+    }
+
+    /// Checks that the download at `file` hashes to `expected`; if not, deletes it.
+    pub fn verify_download(&self, file: &Path, expected: &Digest) -> Result<(), LibraryError> {
+        let result = hash_file(file).and_then(|d| {
+            if d == *expected {
+                Ok(())
+            } else {
                 Err(LibraryError::DigestMismatch { expected: expected.to_string(), actual: d.to_string() })
             }
-            Err(e) => {
-                let _ = fs::remove_file(file);
-                Err(e)
-            }
+        });
+        if result.is_err() {
+            let _ = fs::remove_file(file);
         }
+        result
     }
 
     pub fn read_blob_text(&self, digest: &Digest) -> Result<String, LibraryError> {

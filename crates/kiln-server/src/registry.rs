@@ -348,4 +348,45 @@ mod tests {
         let d = r.digest(&r.find("named").unwrap()).unwrap();
         assert_eq!(d, "2d711642b726b04401627ca9fbac32f5c8530fb1903cc4db02258717921a4881");
     }
+
+    fn two_models(limits: LoadLimits) -> Option<(Registry, ModelEntry, ModelEntry)> {
+        let smol = kiln_testdata::model_path(kiln_testdata::SMOLLM2)?;
+        let gemma = kiln_testdata::model_path(kiln_testdata::GEMMA3)?;
+        let r = Registry::new(None, vec![("smol".into(), smol), ("gemma".into(), gemma)], Some(1)).with_limits(limits);
+        let (a, b) = (r.find("smol").unwrap(), r.find("gemma").unwrap());
+        Some((r, a, b))
+    }
+
+    async fn loaded_names(r: &Registry) -> Vec<String> {
+        r.loaded().await.into_iter().map(|(e, _, _)| e.name).collect()
+    }
+
+    #[tokio::test]
+    async fn loading_past_the_model_cap_unloads_the_least_recently_used() {
+        let Some((r, smol, gemma)) = two_models(LoadLimits { max_models: 1, max_bytes: u64::MAX }) else { return };
+        r.worker(&smol, None).await.map_err(|e| e.message).unwrap();
+        assert_eq!(loaded_names(&r).await, ["smol:latest"]);
+        r.worker(&gemma, None).await.map_err(|e| e.message).unwrap();
+        assert_eq!(loaded_names(&r).await, ["gemma:latest"]);
+    }
+
+    #[tokio::test]
+    async fn the_memory_cap_counts_weights_and_kv_cache() {
+        let Some((r, smol, gemma)) = two_models(LoadLimits { max_models: 8, max_bytes: u64::MAX }) else { return };
+        let (w, _) = r.worker(&smol, None).await.map_err(|e| e.message).unwrap();
+        let smol_footprint = smol.size + w.kv_bytes();
+        assert!(w.kv_bytes() > 0);
+        drop(r);
+        // Room for SmolLM2 and its cache, not for Gemma besides: loading Gemma unloads SmolLM2.
+        let limit = smol_footprint + gemma.size / 2;
+        let Some((r, smol, gemma)) = two_models(LoadLimits { max_models: 8, max_bytes: limit }) else { return };
+        r.worker(&smol, None).await.map_err(|e| e.message).unwrap();
+        r.worker(&gemma, None).await.map_err(|e| e.message).unwrap();
+        assert_eq!(loaded_names(&r).await, ["gemma:latest"]);
+        // A model bigger than the whole limit is refused with the reason.
+        let tiny = Registry::new(None, vec![("smol".into(), smol.path.clone())], Some(1))
+            .with_limits(LoadLimits { max_models: 8, max_bytes: 1 << 20 });
+        let Err(err) = tiny.worker(&tiny.find("smol").unwrap(), None).await else { panic!("loaded past the limit") };
+        assert!(err.message.contains("KILN_MAX_MEMORY"), "{}", err.message);
+    }
 }

@@ -220,20 +220,43 @@ impl Fetcher<'_> {
         Ok(())
     }
 
-    /// Verifies the finished partial file and moves it into place (or finds the blob already
-    /// there, put by a concurrent pull). A mismatch removes the partial file and its state.
-    pub fn commit(&self, digest: &Digest) -> Result<(), PullError> {
+    /// Hashes the finished partial file of `digest` against it (unless the blob is stored
+    /// already, by a concurrent pull). A mismatch removes the partial file and its state.
+    pub fn verify(&self, digest: &Digest) -> Result<(), PullError> {
         let partial = self.store.partial_path(digest);
         let lock = blob_lock(&partial);
         let _guard = lock_or_cancel(&lock, self.cancel)?;
         if self.store.has_blob(digest) {
             return Ok(());
         }
-        let result = self.store.commit_download(&partial, digest);
-        if matches!(result, Ok(()) | Err(crate::LibraryError::DigestMismatch { .. })) {
+        let result = self.store.verify_download(&partial, digest);
+        if matches!(result, Err(crate::LibraryError::DigestMismatch { .. })) {
             let _ = fs::remove_file(state_path(&partial));
         }
         result.map_err(PullError::from)
+    }
+
+    /// Moves a verified partial file into place as the blob.
+    pub fn install(&self, digest: &Digest) -> Result<(), PullError> {
+        let partial = self.store.partial_path(digest);
+        let lock = blob_lock(&partial);
+        let _guard = lock_or_cancel(&lock, self.cancel)?;
+        if self.store.has_blob(digest) {
+            return Ok(());
+        }
+        self.store.install_verified(&partial, digest)?;
+        let _ = fs::remove_file(state_path(&partial));
+        Ok(())
+    }
+
+    /// Drops a download of `digest` this pull will not use (another blob of the model failed
+    /// its check): the model is refused as a whole, so none of its parts are kept.
+    pub fn discard(&self, digest: &Digest) {
+        let partial = self.store.partial_path(digest);
+        let lock = blob_lock(&partial);
+        let Ok(_guard) = lock_or_cancel(&lock, self.cancel) else { return };
+        let _ = fs::remove_file(state_path(&partial));
+        let _ = fs::remove_file(&partial);
     }
 }
 

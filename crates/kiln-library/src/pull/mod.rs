@@ -159,8 +159,18 @@ pub fn pull(
     }
 
     progress(PullProgress::VerifyingDigest);
-    for blob in plan.blobs.iter().filter(|b| matches!(b.source, Source::Url(_))) {
-        fetcher.commit(&blob.layer.digest)?;
+    // Every download is checked before any is installed, so a model with one bad blob
+    // leaves nothing of itself behind.
+    let downloaded: Vec<Digest> =
+        plan.blobs.iter().filter(|b| matches!(b.source, Source::Url(_))).map(|b| b.layer.digest).collect();
+    for digest in &downloaded {
+        if let Err(e) = fetcher.verify(digest) {
+            downloaded.iter().for_each(|d| fetcher.discard(d));
+            return Err(e);
+        }
+    }
+    for digest in &downloaded {
+        fetcher.install(digest)?;
     }
     progress(PullProgress::WritingManifest);
     store.write_manifest(name, &plan.manifest)?;
