@@ -247,6 +247,16 @@ def _handler(reg):
     return Handler
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """Connections the client drops (cancelled pulls) are expected here, not worth a traceback."""
+
+    def handle_error(self, request, client_address):
+        import sys
+
+        if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):
+            super().handle_error(request, client_address)
+
+
 class Handle:
     def __init__(self, server, thread, registry):
         self.server, self.thread, self.registry = server, thread, registry
@@ -260,7 +270,7 @@ class Handle:
 def start_registry(model_path, drop_after=None, require_token=False):
     """Serves the registry on 127.0.0.1 at a free port; returns (base_url, handle)."""
     reg = Registry(model_path, drop_after=drop_after, require_token=require_token)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(reg))
+    server = _QuietServer(("127.0.0.1", 0), _handler(reg))
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

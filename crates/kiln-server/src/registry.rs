@@ -223,6 +223,8 @@ impl Registry {
         loop {
             let mut loaded = self.loaded.lock().await;
             if let Some(l) = loaded.get_mut(&model.path) {
+                // Names sharing these weights share the thread; `/api/ps` shows the last one used.
+                l.entry = model.clone();
                 l.keep_alive = keep_alive;
                 l.worker.touch();
                 return Ok((Arc::clone(&l.worker), Duration::ZERO));
