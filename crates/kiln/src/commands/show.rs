@@ -88,10 +88,24 @@ pub fn show(client: &Client, args: &ShowArgs) -> Result<()> {
     .into_iter()
     .find_map(|(wanted, key)| wanted.then_some(key));
     match part {
+        Some("license") => print!("{}", license(&answer)),
         Some(key) => println!("{}", text(&answer, key)),
         None => println!("{}", summary(&answer)),
     }
     Ok(())
+}
+
+/// The license text, then what it obliges the user to do in plain words (from the text, or
+/// from the GGUF's `general.license` id when there is no text).
+fn license(show: &Value) -> String {
+    let license_text = text(show, "license");
+    let gguf_id = show["model_info"].get("general.license").and_then(Value::as_str);
+    let summary = kiln_library::license::render(kiln_library::license::identify(license_text, gguf_id), license_text);
+    if license_text.trim().is_empty() {
+        summary
+    } else {
+        format!("{}\n\n{summary}", license_text.trim_end())
+    }
 }
 
 #[cfg(test)]
