@@ -81,7 +81,7 @@ pub fn chat_loop(session: &mut impl ChatSession) -> Result<()> {
 }
 
 /// How long an answer took, as `ollama run --verbose` reports it.
-#[derive(Debug, Default, PartialEq)]
+#[derive(Debug)]
 pub struct Timings {
     pub total: Duration,
     pub load: Duration,

@@ -78,7 +78,7 @@ pub struct ShowArgs {
     /// Print the model's system prompt.
     #[arg(long, group = "part")]
     pub system: bool,
-    /// Print the model's license.
+    /// Print the model's license, then a plain-language summary of its terms.
     #[arg(long, group = "part")]
     pub license: bool,
 }
@@ -108,10 +108,13 @@ pub struct RemoveArgs {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "For a model by name, only the sampling flags given are sent: the model's PARAMETERs and the \
+                        server's defaults apply otherwise. The defaults shown apply to GGUF files run directly.")]
 pub struct RunArgs {
     /// A model's name, or the path of a GGUF file (run in this process, without a server).
     pub model: String,
-    /// The prompt; without it (and with stdin a terminal), an interactive chat starts.
+    /// The prompt; without it, an interactive chat starts. For a model by name, as with
+    /// `ollama run`, text piped on stdin is (the start of) the prompt instead.
     pub prompt: Option<String>,
     /// Send the prompt as is, without the chat template.
     #[arg(long)]

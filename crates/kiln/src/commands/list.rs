@@ -21,8 +21,17 @@ fn size(m: &Value, key: &str) -> u64 {
     m.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
-fn when(m: &Value, key: &str, now: SystemTime) -> String {
-    parse_rfc3339(text(m, key)).map(|t| relative_time(t, now)).unwrap_or_default()
+fn modified(m: &Value, now: SystemTime) -> String {
+    parse_rfc3339(text(m, "modified_at")).map(|t| relative_time(t, now)).unwrap_or_default()
+}
+
+/// When a loaded model unloads; past that, it is only waiting for its requests to finish.
+fn until(m: &Value, now: SystemTime) -> String {
+    match parse_rfc3339(text(m, "expires_at")) {
+        Some(t) if t <= now => "Stopping...".into(),
+        Some(t) => relative_time(t, now),
+        None => String::new(),
+    }
 }
 
 fn list_table(answer: &Value, now: SystemTime) -> String {
@@ -32,7 +41,7 @@ fn list_table(answer: &Value, now: SystemTime) -> String {
             text(m, "name").to_string(),
             short_id(text(m, "digest")),
             human_bytes(size(m, "size")),
-            when(m, "modified_at", now),
+            modified(m, now),
         ]);
     }
     table(&rows)
@@ -61,7 +70,7 @@ fn ps_table(answer: &Value, now: SystemTime) -> String {
             human_bytes(size(m, "size")),
             processor(m),
             context,
-            when(m, "expires_at", now),
+            until(m, now),
         ]);
     }
     table(&rows)
@@ -116,5 +125,6 @@ mod tests {
         assert!(lines[1].ends_with("4 minutes from now"), "{}", lines[1]);
         assert!(lines[2].contains("100% GPU") && lines[2].ends_with("Forever"), "{}", lines[2]);
         assert_eq!(processor(&json!({"size": 100, "size_vram": 25})), "75%/25% CPU/GPU");
+        assert_eq!(until(&json!({"expires_at": "1970-01-01T00:00:00Z"}), now), "Stopping...");
     }
 }
