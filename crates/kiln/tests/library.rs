@@ -112,6 +112,10 @@ fn create_list_show_run_copy_and_remove() {
     // Greedy only through the model's PARAMETER: the command sends no temperature of its own.
     let answer = lib.ok(&["run", "smol", "The capital of France is", "--raw", "--num-predict", "8"]);
     assert!(answer.starts_with(" Paris"), "{answer:?}");
+    // As with `ollama run`, piped stdin is the prompt, not chat input.
+    let piped =
+        kiln_env(&lib.env(), &["run", "smol", "--raw", "--num-predict", "2"], Some("The capital of France is\n"));
+    assert!(text(&piped.stdout).starts_with(" Paris"), "{}{}", text(&piped.stdout), text(&piped.stderr));
 
     assert_eq!(lib.ok(&["cp", "smol", "copy"]).trim(), "copied 'smol' to 'copy'");
     let list = lib.ok(&["ls"]);
