@@ -121,38 +121,84 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
         .with_state(state)
 }
 
-/// Runs the server until the process is stopped.
-pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
+/// What every server needs before it listens: the address, the state shared by the
+/// handlers, and the access policy.
+struct Prepared {
+    addr: String,
+    state: AppState,
+    access: access::AccessPolicy,
+}
+
+/// Reads the environment's settings and opens the library.
+fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let addr = parse_host(&config.host)?;
     let keep_alive = keep_alive::default_from_env().map_err(|e| ServerError::KeepAlive(e.to_string()))?;
     let limits = limits::from_env().map_err(ServerError::Limits)?;
     let store = config.models_dir.map(kiln_library::Store::open).transpose()?.map(Arc::new);
-    if let Some(store) = store.as_ref().filter(|_| std::env::var_os("KILN_NOPRUNE").is_none()) {
-        // Blobs left by interrupted creates or deletes; partial downloads are kept for resume.
-        if let Err(e) = store.prune() {
-            eprintln!("kiln serve: not pruning unused blobs: {e}");
-        }
-    }
     let registry =
         Arc::new(Registry::new(store, config.models, config.threads).with_keep_alive(keep_alive).with_limits(limits));
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(&addr)
+    let state = AppState { registry, pull: Arc::new(kiln_library::PullConfig::from_env()) };
+    Ok(Prepared { addr, state, access: config.access })
+}
+
+impl Prepared {
+    async fn bind(&self) -> Result<tokio::net::TcpListener, ServerError> {
+        tokio::net::TcpListener::bind(&self.addr)
             .await
-            .map_err(|source| ServerError::Bind { addr: addr.clone(), source })?;
-        let reaper = Arc::clone(&registry);
+            .map_err(|source| ServerError::Bind { addr: self.addr.clone(), source })
+    }
+
+    /// Answers requests on `listener`, unloading idle models as their keep-alive runs out.
+    async fn run(self, listener: tokio::net::TcpListener) -> Result<(), ServerError> {
+        let reaper = Arc::clone(&self.state.registry);
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_millis(250)).await;
                 reaper.unload_expired().await;
             }
         });
-        let n = registry.list().len();
-        eprintln!("kiln serve: listening on http://{} ({n} model(s) available)", listener.local_addr()?);
-        let state = AppState { registry, pull: Arc::new(kiln_library::PullConfig::from_env()) };
-        axum::serve(listener, router(state, config.access)).await?;
+        axum::serve(listener, router(self.state, self.access)).await?;
         Ok(())
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// Runs the server until the process is stopped.
+pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
+    let server = prepare(config)?;
+    if let Some(store) = server.state.registry.store().ok().filter(|_| std::env::var_os("KILN_NOPRUNE").is_none()) {
+        // Blobs left by interrupted creates or deletes; partial downloads are kept for resume.
+        // Only `kiln serve` prunes at start: an embedded server starts with every command, and
+        // pruning each time could remove a blob another process has just uploaded to create from.
+        if let Err(e) = store.prune() {
+            eprintln!("kiln serve: not pruning unused blobs: {e}");
+        }
+    }
+    runtime()?.block_on(async move {
+        let listener = server.bind().await?;
+        let n = server.state.registry.list().len();
+        eprintln!("kiln serve: listening on http://{} ({n} model(s) available)", listener.local_addr()?);
+        server.run(listener).await
     })
+}
+
+/// Starts a server in this process, on a background thread, and returns where it listens
+/// once it does (`host` may give port 0 for any free port). The command-line client uses it
+/// when no server is running, so every command goes through the same API.
+pub fn spawn(config: ServerConfig) -> Result<std::net::SocketAddr, ServerError> {
+    let server = prepare(config)?;
+    let runtime = runtime()?;
+    let listener = runtime.block_on(server.bind())?;
+    let addr = listener.local_addr()?;
+    std::thread::Builder::new().name("kiln-server".into()).spawn(move || {
+        if let Err(e) = runtime.block_on(server.run(listener)) {
+            eprintln!("kiln: the embedded server stopped: {e}");
+        }
+    })?;
+    Ok(addr)
 }
 
 #[cfg(test)]

@@ -21,6 +21,15 @@ fn model_name(s: &str) -> Result<ModelName, ApiError> {
     ModelName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
 }
 
+/// A library error for a request that named `name`: a missing model is reported under the
+/// name the client wrote (`nope`, not `nope:latest`), as Ollama does.
+fn named_error(name: &str) -> impl FnOnce(LibraryError) -> ApiError + '_ {
+    move |e| match e {
+        LibraryError::NotFound(_) => ApiError::model_not_found(name),
+        other => library_error(other),
+    }
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(f).await.map_err(|e| ApiError::internal(format!("a background task failed: {e}")))
 }
@@ -72,7 +81,7 @@ pub async fn copy_model(State(state): State<AppState>, body: Bytes) -> Result<St
     let req: CopyBody = parse_json(&body)?;
     let (src, dst) = (model_name(&req.source)?, model_name(&req.destination)?);
     let store = state.registry.store()?.clone();
-    blocking(move || store.copy(&src, &dst)).await?.map_err(library_error)?;
+    blocking(move || store.copy(&src, &dst)).await?.map_err(named_error(&req.source))?;
     Ok(StatusCode::OK)
 }
 
@@ -90,7 +99,7 @@ pub async fn delete_model(State(state): State<AppState>, body: Bytes) -> Result<
         state.registry.forget(&entry).await;
     }
     let store = state.registry.store()?.clone();
-    blocking(move || store.delete(&name)).await?.map_err(library_error)?;
+    blocking(move || store.delete(&name)).await?.map_err(named_error(&req.model))?;
     Ok(StatusCode::OK)
 }
 

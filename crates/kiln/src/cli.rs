@@ -4,7 +4,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "kiln", version, about = "Run open-weight language models locally")]
+#[command(
+    name = "kiln",
+    version,
+    about = "Run open-weight language models locally",
+    after_help = "Library commands talk to the server at KILN_HOST (default 127.0.0.1:11434), sending KILN_API_KEY \
+                  if set; when nothing listens there, they start one inside the command over the library in \
+                  KILN_MODELS (default ~/.kiln/models)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -12,83 +19,159 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Serve models over Ollama's and OpenAI's HTTP APIs.
+    Serve(ServeArgs),
+    /// Create a model from a Modelfile.
+    Create(CreateArgs),
+    /// Show a model's details, Modelfile, parameters, template, system prompt or license.
+    Show(ShowArgs),
     /// Answer a prompt, or chat interactively when no prompt is given.
     Run(RunArgs),
-    /// Measure prompt processing and generation speed (like llama-bench).
+    /// Unload a running model.
+    Stop(NameArgs),
+    /// Download a model from a registry (Ollama's, or Hugging Face with hf.co/...).
+    Pull(PullArgs),
+    /// List the models in the library.
+    #[command(alias = "ls")]
+    List,
+    /// List the models loaded now.
+    Ps,
+    /// Copy a model under another name.
+    Cp(CopyArgs),
+    /// Remove models from the library.
+    Rm(RemoveArgs),
+    /// Measure prompt processing and generation speed of a GGUF file (like llama-bench).
     Bench(BenchArgs),
     /// Print the token ids of a text as a JSON list (the model's BOS/EOS rules applied).
     Tokenize(TokenizeArgs),
-    /// Serve models over Ollama's and OpenAI's HTTP APIs.
-    Serve(ServeArgs),
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ModelArgs {
-    /// Path of a GGUF model file.
-    pub model: PathBuf,
-    /// Threads for computation (default: one per core).
-    #[arg(short = 't', long)]
-    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug)]
+pub struct NameArgs {
+    /// The model's name.
+    pub name: String,
+}
+
+#[derive(Args, Debug)]
+pub struct CreateArgs {
+    /// Name of the new model.
+    pub name: String,
+    /// The Modelfile to read.
+    #[arg(short = 'f', long = "file", default_value = "Modelfile")]
+    pub file: PathBuf,
+}
+
+#[derive(Args, Debug)]
+#[command(group = clap::ArgGroup::new("part").multiple(false))]
+pub struct ShowArgs {
+    /// The model's name.
+    pub name: String,
+    /// Print the model's Modelfile.
+    #[arg(long, group = "part")]
+    pub modelfile: bool,
+    /// Print the model's parameters.
+    #[arg(long, group = "part")]
+    pub parameters: bool,
+    /// Print the model's prompt template.
+    #[arg(long, group = "part")]
+    pub template: bool,
+    /// Print the model's system prompt.
+    #[arg(long, group = "part")]
+    pub system: bool,
+    /// Print the model's license, then a plain-language summary of its terms.
+    #[arg(long, group = "part")]
+    pub license: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// The model's name, e.g. smollm2:135m or hf.co/org/repo:Q4_K_M.
+    pub name: String,
+    /// Allow plain HTTP and unverified TLS to the registry.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CopyArgs {
+    /// The model to copy.
+    pub source: String,
+    /// The new name.
+    pub destination: String,
+}
+
+#[derive(Args, Debug)]
+pub struct RemoveArgs {
+    /// The models to remove.
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "For a model by name, only the sampling flags given are sent: the model's PARAMETERs and the \
+                        server's defaults apply otherwise. The defaults shown apply to GGUF files run directly.")]
 pub struct RunArgs {
-    #[command(flatten)]
-    pub model: ModelArgs,
-    /// The prompt; without it, an interactive chat starts.
+    /// A model's name, or the path of a GGUF file (run in this process, without a server).
+    pub model: String,
+    /// The prompt; without it, an interactive chat starts. For a model by name, as with
+    /// `ollama run`, text piped on stdin is (the start of) the prompt instead.
     pub prompt: Option<String>,
     /// Send the prompt as is, without the chat template.
     #[arg(long)]
     pub raw: bool,
-    /// System message for the chat template.
+    /// System message for the chat template (instead of the model's own).
     #[arg(long)]
     pub system: Option<String>,
-    /// A Jinja chat template file, for models whose file has none (or to override it).
+    /// A chat template file, for models without one (or to override it).
     #[arg(long)]
     pub template: Option<PathBuf>,
     /// Print timings after each answer, as Ollama's --verbose does.
     #[arg(long)]
     pub verbose: bool,
+    /// Threads for computation (GGUF files only; default: one per core).
+    #[arg(short = 't', long)]
+    pub threads: Option<usize>,
     #[command(flatten)]
     pub options: SamplingArgs,
 }
 
-/// Generation options, named and defaulted as Ollama's.
-#[derive(Args, Debug, Clone)]
+/// Generation options, named as Ollama's. Only those given are sent to a server, so a
+/// model's own PARAMETERs apply otherwise; a GGUF file run directly gets the defaults shown.
+#[derive(Args, Debug, Clone, Default)]
 pub struct SamplingArgs {
-    /// Randomness of sampling; 0 picks the most likely token every time.
-    #[arg(long, default_value_t = 0.8, allow_negative_numbers = true)]
-    pub temperature: f32,
-    /// Sample among the k most likely tokens (0 = all).
-    #[arg(long, default_value_t = 40)]
-    pub top_k: usize,
-    /// Sample among the most likely tokens whose probabilities add up to p.
-    #[arg(long, default_value_t = 0.9, allow_negative_numbers = true)]
-    pub top_p: f32,
-    /// Drop tokens less likely than min_p times the most likely one.
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub min_p: f32,
+    /// Randomness of sampling; 0 picks the most likely token every time [default: 0.8].
+    #[arg(long, allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// Sample among the k most likely tokens (0 = all) [default: 40].
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Sample among the most likely tokens whose probabilities add up to p [default: 0.9].
+    #[arg(long, allow_negative_numbers = true)]
+    pub top_p: Option<f32>,
+    /// Drop tokens less likely than min_p times the most likely one [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub min_p: Option<f32>,
     /// Random seed; the same seed gives the same answer.
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Most tokens to generate (-1 = until the model stops or the context is full).
-    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
-    pub num_predict: i64,
-    /// Context size in tokens (prompt and answer).
-    #[arg(long, default_value_t = 4096)]
-    pub num_ctx: usize,
-    /// Penalty for repeating recent tokens (1 = off).
-    #[arg(long, default_value_t = 1.1, allow_negative_numbers = true)]
-    pub repeat_penalty: f32,
-    /// How many recent tokens the repeat penalty looks at.
-    #[arg(long, default_value_t = 64)]
-    pub repeat_last_n: usize,
-    /// Penalty for tokens that appeared at all (OpenAI's presence_penalty).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub presence_penalty: f32,
-    /// Penalty growing with how often a token appeared (OpenAI's frequency_penalty).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
-    pub frequency_penalty: f32,
+    /// Most tokens to generate (-1 = until the model stops or the context is full) [default: -1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub num_predict: Option<i64>,
+    /// Context size in tokens (prompt and answer) [default: 4096].
+    #[arg(long)]
+    pub num_ctx: Option<usize>,
+    /// Penalty for repeating recent tokens (1 = off) [default: 1.1].
+    #[arg(long, allow_negative_numbers = true)]
+    pub repeat_penalty: Option<f32>,
+    /// How many recent tokens the repeat penalty looks at [default: 64].
+    #[arg(long)]
+    pub repeat_last_n: Option<usize>,
+    /// Penalty for tokens that appeared at all (OpenAI's presence_penalty) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub presence_penalty: Option<f32>,
+    /// Penalty growing with how often a token appeared (OpenAI's frequency_penalty) [default: 0].
+    #[arg(long, allow_negative_numbers = true)]
+    pub frequency_penalty: Option<f32>,
     /// Stop before this text (repeatable).
     #[arg(long)]
     pub stop: Vec<String>,
@@ -137,10 +220,10 @@ pub struct ServeArgs {
     /// Address to listen on: host:port or http://host:port.
     #[arg(long, env = "KILN_HOST", default_value = "127.0.0.1:11434")]
     pub host: String,
-    /// Directory whose *.gguf files are served, named by file stem (default: ~/.kiln/models).
+    /// The model library (default: ~/.kiln/models).
     #[arg(long, env = "KILN_MODELS")]
     pub models: Option<PathBuf>,
-    /// A model to serve as NAME=PATH (repeatable).
+    /// A GGUF file to serve as NAME=PATH, besides the library (repeatable).
     #[arg(long = "model", value_name = "NAME=PATH")]
     pub model: Vec<String>,
     /// Threads for computation per model (default: one per core).

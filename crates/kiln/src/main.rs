@@ -1,24 +1,42 @@
 //! `kiln`: run open-weight language models locally.
 //!
-//! Subcommands: `run` (one answer or an interactive chat), `bench` (llama-bench-style speed
-//! report), `tokenize` and `serve` (Ollama- and OpenAI-compatible HTTP server). Answers go to stdout; progress and diagnostics to stderr.
+//! Ollama's commands (`serve`, `create`, `show`, `run`, `stop`, `pull`, `list`, `ps`, `cp`,
+//! `rm`) are clients of the server's API (`client`), started inside the command when none is
+//! running; `run FILE.gguf`, `bench` and `tokenize` load a model file directly. Answers go to
+//! stdout; progress and diagnostics to stderr.
 
 mod bench;
 mod chat;
 mod cli;
+mod client;
+mod commands;
+mod format;
 mod load;
-mod run;
+mod local;
+mod progress;
 mod serve;
 
 use clap::Parser;
+use cli::Command;
+use client::Client;
+use commands::{create, list, manage, pull, run, show};
 
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
-        cli::Command::Run(args) => run::run(args),
-        cli::Command::Bench(args) => bench::bench(args),
-        cli::Command::Tokenize(args) => run::tokenize(args),
-        cli::Command::Serve(args) => serve::serve(args),
+        Command::Serve(args) => serve::serve(args),
+        Command::Run(args) if local::is_model_file(&args.model) => local::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Bench(args) => bench::bench(args),
+        Command::Tokenize(args) => local::tokenize(args),
+        Command::Create(args) => Client::connect().and_then(|c| create::create(&c, &args)),
+        Command::Show(args) => Client::connect().and_then(|c| show::show(&c, &args)),
+        Command::Stop(args) => Client::connect().and_then(|c| manage::stop(&c, &args.name)),
+        Command::Pull(args) => Client::connect().and_then(|c| pull::pull(&c, &args.name, args.insecure)),
+        Command::List => Client::connect().and_then(|c| list::list(&c)),
+        Command::Ps => Client::connect().and_then(|c| list::ps(&c)),
+        Command::Cp(args) => Client::connect().and_then(|c| manage::copy(&c, &args.source, &args.destination)),
+        Command::Rm(args) => Client::connect().and_then(|c| manage::remove(&c, &args.names)),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -12,14 +12,9 @@ fn parse_model(spec: &str) -> Result<(String, PathBuf)> {
     }
 }
 
-/// `~/.kiln/models`, where models live when KILN_MODELS is not set.
-fn default_models_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kiln").join("models"))
-}
-
 pub fn serve(args: ServeArgs) -> Result<()> {
     let models = args.model.iter().map(|s| parse_model(s)).collect::<Result<Vec<_>>>()?;
-    let models_dir = args.models.or_else(default_models_dir);
+    let models_dir = args.models.or_else(crate::client::library_dir);
     let access = kiln_server::access::AccessPolicy::from_env();
     let config = kiln_server::ServerConfig { host: args.host, models_dir, models, threads: args.threads, access };
     kiln_server::serve(config).context("running the server")

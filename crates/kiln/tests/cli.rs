@@ -1,30 +1,17 @@
 //! The `kiln` binary end to end: real model, real process, stdout and stderr as a user sees them.
 
-use std::io::Write;
+mod common;
+
+use common::{kiln_env, text};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 fn smollm() -> Option<PathBuf> {
     kiln_testdata::model_path(kiln_testdata::SMOLLM2)
 }
 
 fn kiln(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kiln starts");
-    if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    }
-    drop(child.stdin.take());
-    child.wait_with_output().unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    kiln_env(&[], args, stdin)
 }
 
 #[test]
