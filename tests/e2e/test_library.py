@@ -246,6 +246,11 @@ def test_cli_pull_list_and_rm():
     assert "success" in out.stderr + out.stdout
     listing = subprocess.run([kiln, "list"], env=env, capture_output=True, text=True, timeout=60)
     assert HF_NAME in listing.stdout
+    # The repository's LICENSE came along and is recognised.
+    lic = subprocess.run([kiln, "show", HF_NAME, "--license"], env=env, capture_output=True, text=True, timeout=60)
+    assert lic.returncode == 0, lic.stderr
+    assert "Apache License" in lic.stdout and "not legal advice" in lic.stdout
+    assert "does not recognise" not in lic.stdout
     rm = subprocess.run([kiln, "rm", HF_NAME], env=env, capture_output=True, text=True, timeout=60)
     assert rm.returncode == 0, rm.stderr
     listing = subprocess.run([kiln, "list"], env=env, capture_output=True, text=True, timeout=60)

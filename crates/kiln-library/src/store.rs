@@ -294,6 +294,19 @@ impl Store {
         out
     }
 
+    /// GGUF files lying loose in the library's top directory (where older releases read
+    /// models from): not models of the library, but worth telling the user about.
+    pub fn loose_gguf_files(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(&self.root) else { return Vec::new() };
+        let mut v: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "gguf"))
+            .collect();
+        v.sort();
+        v
+    }
+
     /// Writes `manifest` as `name`, after checking that every blob it names is stored with
     /// the stated size. Returns the manifest's digest.
     pub fn write_manifest(&self, name: &ModelName, manifest: &Manifest) -> Result<Digest, LibraryError> {
@@ -541,6 +554,17 @@ mod tests {
         assert!(store.has_blob(&blob));
         assert!(store.list().is_empty());
         assert!(matches!(store.find(&name("broken")), Err(LibraryError::Manifest { .. })));
+    }
+
+    #[test]
+    fn loose_gguf_files_are_found_but_not_listed() {
+        let dir = TempDir::new("loose");
+        fs::create_dir_all(&dir.0).unwrap();
+        fs::write(dir.0.join("old.gguf"), b"GGUF").unwrap();
+        fs::write(dir.0.join("notes.txt"), b"x").unwrap();
+        let store = Store::open(&dir.0).unwrap();
+        assert_eq!(store.loose_gguf_files(), [dir.0.join("old.gguf")]);
+        assert!(store.list().is_empty());
     }
 
     #[test]

@@ -558,3 +558,73 @@ fn a_server_that_ignores_range_still_delivers() {
     run(&store, "tiny:1", &server.config()).0.unwrap();
     assert_eq!(std::fs::read(store.blob_path(&manifest.layers[0].digest)).unwrap(), weights);
 }
+
+/// A library directory on a small tmpfs of its own, so the disk can fill up for real. Mounting
+/// needs root, which the test machines have; elsewhere set KILN_SKIP_MOUNT_TESTS=1.
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn mount(kib: u64) -> Option<SmallDisk> {
+        let dir = TempDir::new("full-disk");
+        std::fs::create_dir_all(&dir.0).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"])
+            .arg(&dir.0)
+            .output()
+            .expect("running mount");
+        if !out.status.success() {
+            if std::env::var_os("KILN_SKIP_MOUNT_TESTS").is_some() {
+                return None;
+            }
+            panic!(
+                "mounting a tmpfs for the full-disk test failed (run as root, or set KILN_SKIP_MOUNT_TESTS=1): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Some(SmallDisk { dir })
+    }
+
+    fn grow(&self, kib: u64) {
+        let out = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,size={kib}k")])
+            .arg(&self.dir.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.dir.0).output();
+    }
+}
+
+#[test]
+fn a_full_disk_fails_the_pull_clearly_and_loses_nothing() {
+    let Some(disk) = SmallDisk::mount(2048) else { return };
+    let server = Server::start();
+    let (manifest, weights) = publish_tiny(&server);
+    let small = payload(100_000, 7);
+    server.publish("library/small:1", &[(media::MODEL, &small)]);
+    let store = Store::open(&disk.dir.0).unwrap();
+    run(&store, "small:1", &server.config()).0.unwrap();
+
+    // 3 MiB of weights do not fit in what is left of 2 MiB.
+    let err = run(&store, "tiny:1", &server.config()).0.unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("No space left on device"), "{text}");
+    assert!(text.contains(&disk.dir.0.display().to_string()), "the error names the path: {text}");
+    // The model already there is untouched; the new one is not listed.
+    let names: Vec<String> = store.list().iter().map(|m| m.name.to_string()).collect();
+    assert_eq!(names, ["small:1"]);
+    let small_digest = store.find(&name("small:1")).unwrap().manifest.layers[0].digest;
+    assert_eq!(std::fs::read(store.blob_path(&small_digest)).unwrap(), small);
+
+    // With room made, the same pull completes with the right bytes.
+    disk.grow(16 << 10);
+    run(&store, "tiny:1", &server.config()).0.unwrap();
+    assert_eq!(std::fs::read(store.blob_path(&manifest.layers[0].digest)).unwrap(), weights);
+}

@@ -169,6 +169,17 @@ fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {
 /// Runs the server until the process is stopped.
 pub fn serve(config: ServerConfig) -> Result<(), ServerError> {
     let server = prepare(config)?;
+    if let Ok(store) = server.state.registry.store() {
+        let loose = store.loose_gguf_files();
+        if !loose.is_empty() {
+            eprintln!(
+                "kiln serve: {} GGUF file(s) in {} are not models of the library; add one with \
+                 `kiln create NAME -f Modelfile` (FROM ./file.gguf) or serve it with --model NAME=PATH",
+                loose.len(),
+                store.root().display()
+            );
+        }
+    }
     if let Some(store) = server.state.registry.store().ok().filter(|_| std::env::var_os("KILN_NOPRUNE").is_none()) {
         // Blobs left by interrupted creates or deletes; partial downloads are kept for resume.
         // Only `kiln serve` prunes at start: an embedded server starts with every command, and
