@@ -7,6 +7,7 @@
 //! Ollama's rules for turning a chat or generate request into template data.
 
 mod ast;
+pub mod calendar;
 mod error;
 mod exec;
 mod format;

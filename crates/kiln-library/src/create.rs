@@ -182,20 +182,7 @@ pub fn create(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
-
-    struct TempDir(PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-
-    fn temp(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!("kiln-create-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        TempDir(p)
-    }
+    use kiln_testdata::TempDir;
 
     fn name(s: &str) -> ModelName {
         ModelName::parse(s).unwrap()
@@ -209,7 +196,7 @@ mod tests {
 
     #[test]
     fn creates_from_a_gguf_then_derives_from_the_model() {
-        let dir = temp("gguf");
+        let dir = TempDir::new("create-gguf");
         let store = Store::open(&dir.0).unwrap();
         let Some(weights) = upload_smollm2(&store) else { return };
         let req = CreateRequest {
@@ -255,7 +242,7 @@ mod tests {
 
     #[test]
     fn bad_requests_are_refused_and_leave_no_manifest() {
-        let dir = temp("bad");
+        let dir = TempDir::new("create-bad");
         let store = Store::open(&dir.0).unwrap();
         let (not_gguf, _) = store.write_blob_bytes(b"plain text, not a model").unwrap();
         let missing = Digest::of_bytes(b"never uploaded");

@@ -407,21 +407,7 @@ mod tests {
     use super::*;
     use crate::manifest::{media, Layer, CONFIG_MEDIA_TYPE};
 
-    pub(crate) struct TempDir(pub PathBuf);
-    impl TempDir {
-        pub fn new(tag: &str) -> TempDir {
-            static N: AtomicU64 = AtomicU64::new(0);
-            let n = N.fetch_add(1, Ordering::Relaxed);
-            let p = std::env::temp_dir().join(format!("kiln-library-{tag}-{}-{n}", std::process::id()));
-            let _ = fs::remove_dir_all(&p);
-            TempDir(p)
-        }
-    }
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use kiln_testdata::TempDir;
 
     fn name(s: &str) -> ModelName {
         ModelName::parse(s).unwrap()

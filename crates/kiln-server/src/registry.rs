@@ -326,16 +326,11 @@ fn make_room(loaded: &mut HashMap<PathBuf, Loaded>, size: u64, limits: LoadLimit
 mod tests {
     use super::*;
 
-    struct TempDir(PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
+    use kiln_testdata::TempDir;
 
     #[test]
     fn command_line_names_match_with_or_without_latest() {
-        let dir = TempDir(std::env::temp_dir().join(format!("kiln-registry-test-{}", std::process::id())));
+        let dir = TempDir::new("registry");
         std::fs::create_dir_all(&dir.0).unwrap();
         let file = dir.0.join("elsewhere.bin");
         std::fs::write(&file, b"x").unwrap();
