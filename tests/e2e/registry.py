@@ -20,6 +20,7 @@ Use it with `base_url, handle = start_registry(model_path)`; point kiln at it wi
 import hashlib
 import json
 import os
+import pathlib
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -37,11 +38,8 @@ TEMPLATE = (
     "<|im_start|>assistant\n"
 )
 PARAMS = json.dumps({"stop": ["<|im_end|>"], "temperature": 0.2})
-LICENSE = (
-    "                                 Apache License\n"
-    "                           Version 2.0, January 2004\n"
-    "                        http://www.apache.org/licenses/\n"
-)
+# The real Apache-2.0 text (SmolLM2's license), as a model repository ships it.
+LICENSE = (pathlib.Path(__file__).resolve().parents[2] / "crates/kiln-library/testdata/licenses/apache-2.0.txt").read_text()
 
 
 def _digest(data):

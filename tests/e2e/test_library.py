@@ -255,3 +255,15 @@ def test_cli_pull_list_and_rm():
     assert rm.returncode == 0, rm.stderr
     listing = subprocess.run([kiln, "list"], env=env, capture_output=True, text=True, timeout=60)
     assert HF_NAME not in listing.stdout
+
+
+def test_cli_run_pulls_a_missing_model(oc):
+    forget(oc, "smollm2:135m")
+    env = dict(os.environ, KILN_HOST=URL)
+    out = subprocess.run([os.environ["KILN_BIN"], "run", "smollm2:135m", "What is the capital of France?",
+                          "--temperature", "0", "--num-predict", "8"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "success" in out.stderr
+    assert "Paris" in out.stdout
+    assert "smollm2:135m" in names(oc)

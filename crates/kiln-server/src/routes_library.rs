@@ -94,8 +94,9 @@ struct DeleteBody {
 pub async fn delete_model(State(state): State<AppState>, body: Bytes) -> Result<StatusCode, ApiError> {
     let req: DeleteBody = parse_json(&body)?;
     let name = model_name(&req.model)?;
-    // A loaded model is unloaded (after its running requests) before its blobs go.
-    if let Ok(entry) = state.registry.find(&req.model) {
+    // A loaded library model is unloaded (after its running requests) before its blobs go;
+    // a file named on the command line is not the library's to delete.
+    if let Some(entry) = state.registry.find(&req.model).ok().filter(|e| e.digest.is_some()) {
         state.registry.forget(&entry).await;
     }
     let store = state.registry.store()?.clone();

@@ -320,6 +320,8 @@ pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
             .map(|(m, w, expires)| {
                 let mut obj = model_summary(&state, m);
                 obj.remove("modified_at");
+                // What the model holds in memory: weights and KV cache, as Ollama reports it.
+                obj.insert("size".into(), (m.size + w.kv_bytes()).into());
                 // A model kept for good is shown expiring in a hundred years, as Ollama does.
                 let left = match expires {
                     Some(t) => t.saturating_duration_since(Instant::now()),

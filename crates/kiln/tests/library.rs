@@ -17,6 +17,7 @@ struct Library {
     dir: PathBuf,
     models: String,
     host: String,
+    registry: String,
 }
 
 impl Library {
@@ -27,11 +28,19 @@ impl Library {
         // A port just released by the OS: free, so the commands start their own server.
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let models = dir.join("models").to_str().unwrap().to_string();
-        Library { dir, models, host: format!("127.0.0.1:{port}") }
+        // Pulls (`run` of a missing model pulls it) go to a registry that is not there.
+        let registry =
+            format!("http://127.0.0.1:{}", TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port());
+        Library { dir, models, host: format!("127.0.0.1:{port}"), registry }
     }
 
-    fn env(&self) -> [(&str, &str); 3] {
-        [("KILN_HOST", &self.host), ("KILN_MODELS", &self.models), ("KILN_API_KEY", "")]
+    fn env(&self) -> [(&str, &str); 4] {
+        [
+            ("KILN_HOST", &self.host),
+            ("KILN_MODELS", &self.models),
+            ("KILN_API_KEY", ""),
+            ("KILN_REGISTRY", &self.registry),
+        ]
     }
 
     fn kiln(&self, args: &[&str]) -> Output {
@@ -130,12 +139,14 @@ fn create_list_show_run_copy_and_remove() {
 #[test]
 fn errors_are_reported_with_the_servers_message() {
     let lib = Library::new("errors");
-    for args in
-        [&["show", "nope"][..], &["run", "nope", "hi"], &["stop", "nope"], &["rm", "nope"], &["cp", "nope", "x"]]
-    {
+    for args in [&["show", "nope"][..], &["stop", "nope"], &["rm", "nope"], &["cp", "nope", "x"]] {
         let err = lib.fails(args);
         assert_eq!(err.trim_end(), "Error: model 'nope' not found", "kiln {args:?}");
     }
+    // `run` tries to pull a missing model first, as `ollama run` does, and says why it failed.
+    let err = lib.fails(&["run", "nope", "hi"]);
+    assert!(err.contains("model 'nope' is not in the library and pulling it failed"), "{err}");
+    assert!(err.contains(&lib.registry), "{err}");
     let bad_line = lib.modelfile("Bad", "FROM nope\nSYSTEM fine\nBOGUS instruction\n");
     let err = lib.fails(&["create", "x", "-f", &bad_line]);
     assert!(err.contains("line 3") && err.contains("BOGUS"), "{err}");

@@ -146,6 +146,17 @@ impl ChatSession for RemoteChat<'_> {
     }
 }
 
+/// Like `ollama run`: a model the library does not have is pulled first.
+fn ensure_present(client: &Client, model: &str) -> Result<()> {
+    match client.post("/api/show", &json!({ "model": model })) {
+        Err(e) if e.downcast_ref::<ApiError>().is_some_and(|a| a.0.ends_with("not found")) => {
+            super::pull::pull(client, model, false)
+                .with_context(|| format!("model '{model}' is not in the library and pulling it failed"))
+        }
+        other => other.map(|_| ()),
+    }
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     if args.threads.is_some() {
         bail!("--threads applies to GGUF files run directly; a server sets its own (kiln serve --threads)");
@@ -154,6 +165,7 @@ pub fn run(args: RunArgs) -> Result<()> {
     if client.embedded && std::io::stderr().is_terminal() {
         eprintln!("note: no server at KILN_HOST; running the model inside this command");
     }
+    ensure_present(&client, &args.model)?;
     let options = api_options(&args.options);
     if let Some(p) = prompt(args.prompt.clone())? {
         return one_answer(&client, &args, p, options);
