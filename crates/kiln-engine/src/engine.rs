@@ -4,7 +4,8 @@
 //! through `Model::forward` with a `Batch`, the same path a multi-sequence server step takes.
 
 use crate::block_manager::{BlockManager, OutOfBlocks};
-use crate::sampler::{Sampler, SamplingError, SamplingParams, StopMatcher};
+use crate::generation::Generation;
+use crate::sampler::{SamplingError, SamplingParams};
 use crate::sequence::Sequence;
 use kiln_kernels::ThreadPool;
 use kiln_models::{Batch, KvCache, Model, ModelError, Scratch};
@@ -47,6 +48,8 @@ pub enum EngineError {
     OutOfBlocks(#[from] OutOfBlocks),
     #[error("num_ctx must be at least 1")]
     ZeroContext,
+    #[error("the prompt is empty")]
+    EmptyPrompt,
 }
 
 /// What to generate after the prompt.
@@ -93,6 +96,8 @@ pub struct GenerationStats {
     pub eval_duration: Duration,
     pub done_reason: DoneReason,
     pub generated: Vec<u32>,
+    /// Times the scheduler evicted the sequence to make room and computed it again.
+    pub preemptions: usize,
 }
 
 pub struct Engine {
@@ -148,6 +153,24 @@ impl Engine {
     /// Bytes reserved for the KV cache.
     pub fn kv_bytes(&self) -> usize {
         self.kv.bytes()
+    }
+
+    /// One forward pass over a batch the scheduler built.
+    pub(crate) fn forward(&mut self, batch: &Batch) -> Result<Vec<f32>, EngineError> {
+        Ok(self.model.forward(&self.pool, batch, &mut self.kv, &mut self.scratch)?)
+    }
+
+    pub(crate) fn tokenizer_arc(&self) -> Arc<Tokenizer> {
+        Arc::clone(&self.tokenizer)
+    }
+
+    pub(crate) fn blocks(&mut self) -> &mut BlockManager {
+        &mut self.blocks
+    }
+
+    /// The KV block manager, for occupancy and prefix-cache statistics.
+    pub fn block_stats(&self) -> &BlockManager {
+        &self.blocks
     }
 
     /// Releases the sequence's cache blocks.
@@ -219,49 +242,32 @@ impl Engine {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerationStats, EngineError> {
-        let mut sampler = Sampler::new(opts.sampling.clone())?;
+        let mut gen = Generation::new(opts)?;
         let prompt_cached = seq.n_cached;
         let t0 = Instant::now();
         let mut logits = self.prefill(seq)?;
         let prompt_eval_count = seq.tokens.len() - prompt_cached;
         let prompt_eval_duration = t0.elapsed();
         let t1 = Instant::now();
-        let mut stops = StopMatcher::new(opts.stop.clone());
         let tokenizer = Arc::clone(&self.tokenizer);
-        let mut decoder = tokenizer.incremental_decoder(false);
-        let mut generated = Vec::new();
-        let mut stopped_by_string = false;
         let done_reason = loop {
-            if opts.max_tokens.is_some_and(|m| generated.len() >= m) {
+            if !gen.wants_more() {
                 break DoneReason::Length;
             }
-            let token = sampler.sample(&logits, &seq.tokens);
-            if tokenizer.is_eog(token) {
-                break DoneReason::Stop;
-            }
-            generated.push(token);
-            seq.tokens.push(token);
-            let outcome = stops.push(&decoder.push(token));
-            if !outcome.emit.is_empty() && !on_text(&outcome.emit) {
+            let accepted = gen.accept(&tokenizer, &logits, &mut seq.tokens, self.config.num_ctx);
+            if !accepted.text.is_empty() && !on_text(&accepted.text) {
                 break DoneReason::Cancelled;
             }
-            if outcome.stopped {
-                stopped_by_string = true;
-                break DoneReason::Stop;
-            }
-            // Stop before computing logits nobody will sample from.
-            let at_max = opts.max_tokens.is_some_and(|m| generated.len() >= m);
-            if at_max || seq.tokens.len() >= self.config.num_ctx {
-                break DoneReason::Length;
+            if let Some(done) = accepted.done {
+                break done;
             }
             logits = self.prefill(seq)?;
         };
-        if !stopped_by_string {
-            let tail = stops.push(&decoder.finish()).emit + &stops.finish();
-            if !tail.is_empty() {
-                on_text(&tail);
-            }
+        let tail = gen.finish();
+        if !tail.is_empty() {
+            on_text(&tail);
         }
+        let generated = gen.generated;
         Ok(GenerationStats {
             prompt_eval_count,
             prompt_cached,
@@ -270,6 +276,7 @@ impl Engine {
             eval_duration: t1.elapsed(),
             done_reason,
             generated,
+            preemptions: 0,
         })
     }
 }

@@ -2,8 +2,10 @@
 pub mod block_manager;
 pub mod chat_template;
 pub mod engine;
+pub mod generation;
 pub mod prompt;
 pub mod sampler;
+pub mod scheduler;
 pub mod sequence;
 
 pub use engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerateOptions, GenerationStats};

@@ -40,6 +40,15 @@ impl Sequence {
         self.truncate(bm, 0);
     }
 
+    /// Releases every block but keeps the tokens, to be computed again later (a preempted
+    /// sequence).
+    pub fn evict(&mut self, bm: &mut BlockManager) {
+        for b in self.block_table.drain(..) {
+            bm.release(b);
+        }
+        self.n_cached = 0;
+    }
+
     /// Length of the common prefix of the cached tokens and `tokens`.
     pub fn common_prefix(&self, tokens: &[u32]) -> usize {
         self.tokens[..self.n_cached].iter().zip(tokens).take_while(|(a, b)| a == b).count()
@@ -67,7 +76,10 @@ mod tests {
         assert_eq!(s.block_table.len(), 1);
         assert_eq!(s.n_cached, 4);
         assert_eq!(bm.n_free(), 3);
+        s.evict(&mut bm);
+        assert_eq!((s.tokens.len(), s.n_cached, bm.n_free()), (4, 0, 4));
+        s.reserve(&mut bm, 4).unwrap();
         s.clear(&mut bm);
-        assert_eq!(bm.n_free(), 4);
+        assert_eq!((s.tokens.len(), bm.n_free()), (0, 4));
     }
 }

@@ -145,18 +145,46 @@ fn clean_up_spaces(t: &mut Vec<u8>) {
 /// clean-up, unlike [`Tokenizer::decode`]).
 pub struct IncrementalDecoder<'a> {
     tokenizer: &'a Tokenizer,
-    special: bool,
-    pending: Vec<u8>,
+    state: DecodeState,
 }
 
 impl<'a> IncrementalDecoder<'a> {
     pub(crate) fn new(tokenizer: &'a Tokenizer, special: bool) -> Self {
-        IncrementalDecoder { tokenizer, special, pending: Vec::new() }
+        IncrementalDecoder { tokenizer, state: DecodeState::new(special) }
     }
 
     /// Adds one token; returns the newly completed text (possibly empty).
     pub fn push(&mut self, id: u32) -> String {
-        self.tokenizer.piece_into(id, self.special, &mut self.pending);
+        self.state.push(self.tokenizer, id)
+    }
+
+    /// Flushes whatever is still held back, replacing an incomplete character with U+FFFD.
+    pub fn finish(&mut self) -> String {
+        self.state.finish()
+    }
+
+    /// Bytes held back waiting for the rest of a character.
+    pub fn pending(&self) -> &[u8] {
+        &self.state.pending
+    }
+}
+
+/// What an [`IncrementalDecoder`] keeps between tokens, without the borrow of the tokenizer:
+/// for callers that keep many streams alive across steps (a server's running sequences).
+#[derive(Debug, Clone, Default)]
+pub struct DecodeState {
+    special: bool,
+    pending: Vec<u8>,
+}
+
+impl DecodeState {
+    pub fn new(special: bool) -> DecodeState {
+        DecodeState { special, pending: Vec::new() }
+    }
+
+    /// Adds one token; returns the newly completed text (possibly empty).
+    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> String {
+        tokenizer.piece_into(id, self.special, &mut self.pending);
         let mut out = String::new();
         let mut start = 0;
         loop {
@@ -194,11 +222,6 @@ impl<'a> IncrementalDecoder<'a> {
         let out = String::from_utf8_lossy(&self.pending).into_owned();
         self.pending.clear();
         out
-    }
-
-    /// Bytes held back waiting for the rest of a character.
-    pub fn pending(&self) -> &[u8] {
-        &self.pending
     }
 }
 

@@ -22,7 +22,7 @@ mod spm;
 mod unicode;
 mod vocab;
 
-pub use decode::IncrementalDecoder;
+pub use decode::{DecodeState, IncrementalDecoder};
 pub use error::TokenizerError;
 pub use vocab::{token_type, SpecialIds, VocabSpec};
 

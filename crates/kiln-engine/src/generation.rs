@@ -1,0 +1,73 @@
+//! One request's decoding state between forward steps: its sampler, stop strings, streaming
+//! text decoder and limits. The single-sequence loop (`Engine::generate`) and the
+//! continuous-batching scheduler both turn logits into tokens and text through it.
+
+use crate::engine::{DoneReason, GenerateOptions};
+use crate::sampler::{Sampler, SamplingError, StopMatcher};
+use kiln_tokenizer::DecodeState;
+use kiln_tokenizer::Tokenizer;
+
+pub struct Generation {
+    sampler: Sampler,
+    stops: StopMatcher,
+    decode: DecodeState,
+    max_tokens: Option<usize>,
+    pub generated: Vec<u32>,
+    stopped_by_string: bool,
+}
+
+/// What one sampled token produced.
+#[derive(Debug, PartialEq)]
+pub struct Accepted {
+    /// Text that became final (possibly empty: a split character or a partial stop string
+    /// is held back).
+    pub text: String,
+    /// Set when the generation is over.
+    pub done: Option<DoneReason>,
+}
+
+impl Generation {
+    pub fn new(opts: &GenerateOptions) -> Result<Generation, SamplingError> {
+        Ok(Generation {
+            sampler: Sampler::new(opts.sampling.clone())?,
+            stops: StopMatcher::new(opts.stop.clone()),
+            decode: DecodeState::new(false),
+            max_tokens: opts.max_tokens,
+            generated: Vec::new(),
+            stopped_by_string: false,
+        })
+    }
+
+    /// Whether another token may be generated (checked before computing logits for it).
+    pub fn wants_more(&self) -> bool {
+        self.max_tokens.is_none_or(|m| self.generated.len() < m)
+    }
+
+    /// Samples the next token from `logits`, appends it to `tokens` (the sequence so far,
+    /// which `max_ctx` bounds) and says what it produced.
+    pub fn accept(&mut self, tok: &Tokenizer, logits: &[f32], tokens: &mut Vec<u32>, max_ctx: usize) -> Accepted {
+        let token = self.sampler.sample(logits, tokens);
+        if tok.is_eog(token) {
+            return Accepted { text: String::new(), done: Some(DoneReason::Stop) };
+        }
+        self.generated.push(token);
+        tokens.push(token);
+        let outcome = self.stops.push(&self.decode.push(tok, token));
+        if outcome.stopped {
+            self.stopped_by_string = true;
+            return Accepted { text: outcome.emit, done: Some(DoneReason::Stop) };
+        }
+        // Stop before computing logits nobody will sample from.
+        let done = (!self.wants_more() || tokens.len() >= max_ctx).then_some(DoneReason::Length);
+        Accepted { text: outcome.emit, done }
+    }
+
+    /// Text still held back when the generation ends (an incomplete character, a partial
+    /// match of a stop string that never completed); nothing after a stop string.
+    pub fn finish(&mut self) -> String {
+        if self.stopped_by_string {
+            return String::new();
+        }
+        self.stops.push(&self.decode.finish()).emit + &self.stops.finish()
+    }
+}
