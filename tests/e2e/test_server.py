@@ -293,3 +293,41 @@ def test_keep_alive_sets_expiry_and_zero_unloads(oc):
 def test_bad_keep_alive_is_400():
     r = httpx.post(URL + "/api/generate", json={"model": MODEL, "prompt": "hi", "keep_alive": "soon"})
     assert r.status_code == 400 and "keep_alive" in r.json()["error"]
+
+
+def test_parallel_requests_match_sequential_ones(oc):
+    # Sixteen greedy requests at once give exactly what each gives alone.
+    import concurrent.futures
+    prompts = [f"Count from {i} to {i + 5}:" for i in range(16)]
+    opts = {"temperature": 0, "num_predict": 12, "repeat_penalty": 1}
+    alone = [oc.generate(model=MODEL, prompt=p, raw=True, options=opts).response for p in prompts]
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        together = list(pool.map(lambda p: ollama.Client(host=URL).generate(model=MODEL, prompt=p, raw=True,
+                                                                            options=opts).response, prompts))
+    assert together == alone
+
+
+def test_a_shared_prefix_is_served_from_the_cache(ai):
+    system = " ".join(f"Rule {i}: be concise and exact." for i in range(60))
+    def ask(question):
+        return ai.chat.completions.create(model=MODEL, max_tokens=4, temperature=0, messages=[
+            {"role": "system", "content": system}, {"role": "user", "content": question}])
+    first = ask("What is 2 + 2?")
+    second = ask("Name a colour.")
+    cached = second.usage.prompt_tokens_details.cached_tokens
+    # Everything up to the first differing token, in whole blocks of 16, comes from the cache.
+    assert cached >= first.usage.prompt_tokens - 32
+    assert cached < second.usage.prompt_tokens
+
+
+def test_metrics_and_health(oc):
+    assert httpx.get(URL + "/health").json() == {"status": "ok"}
+    oc.generate(model=MODEL, prompt="Hi", raw=True, options={"num_predict": 2})
+    text = httpx.get(URL + "/metrics").text
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values["kiln_requests_total"] >= 1
+    assert values["kiln_generated_tokens_total"] >= 1
+    assert values["kiln_time_to_first_token_seconds_count"] >= 1
+    assert values["kiln_kv_blocks_free"] > 0
+    assert "kiln_prefix_cache_hit_rate" in values

@@ -26,15 +26,30 @@ impl ApiError {
         ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
     }
 
+    /// Too much work queued: the client should come back (503 with Retry-After).
+    pub fn busy(message: impl Into<String>) -> ApiError {
+        ApiError { status: StatusCode::SERVICE_UNAVAILABLE, message: message.into() }
+    }
+
     /// The message Ollama gives for a model it does not have, which clients match on.
     pub fn model_not_found(name: &str) -> ApiError {
         ApiError { status: StatusCode::NOT_FOUND, message: format!("model '{name}' not found") }
     }
 }
 
+/// A 503 tells clients (the OpenAI SDK retries on it) when to try again.
+fn with_retry_after(status: StatusCode, response: Response) -> Response {
+    let mut response = response;
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    }
+    response
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({ "error": self.message }))).into_response()
+        let status = self.status;
+        with_retry_after(status, (status, Json(json!({ "error": self.message }))).into_response())
     }
 }
 
@@ -62,7 +77,8 @@ impl OpenAiError {
 
 impl IntoResponse for OpenAiError {
     fn into_response(self) -> Response {
-        (self.0.status, Json(self.body())).into_response()
+        let status = self.0.status;
+        with_retry_after(status, (status, Json(self.body())).into_response())
     }
 }
 

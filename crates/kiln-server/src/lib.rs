@@ -11,6 +11,7 @@ mod dispatch;
 pub mod error;
 pub mod keep_alive;
 pub mod limits;
+pub mod metrics;
 pub mod options;
 pub mod registry;
 mod routes_library;
@@ -96,6 +97,8 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
     Router::new()
         .route("/", get(routes_ollama::root))
         .route("/api/version", get(routes_ollama::version))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics_page))
         .route("/api/generate", post(routes_ollama::generate))
         .route("/api/chat", post(routes_ollama::chat))
         .route("/api/tags", get(routes_ollama::tags))
@@ -134,9 +137,14 @@ fn prepare(config: ServerConfig) -> Result<Prepared, ServerError> {
     let addr = parse_host(&config.host)?;
     let keep_alive = keep_alive::default_from_env().map_err(|e| ServerError::KeepAlive(e.to_string()))?;
     let limits = limits::from_env().map_err(ServerError::Limits)?;
+    let (num_parallel, max_queue) = limits::parallel_from_env().map_err(ServerError::Limits)?;
     let store = config.models_dir.map(kiln_library::Store::open).transpose()?.map(Arc::new);
-    let registry =
-        Arc::new(Registry::new(store, config.models, config.threads).with_keep_alive(keep_alive).with_limits(limits));
+    let registry = Arc::new(
+        Registry::new(store, config.models, config.threads)
+            .with_keep_alive(keep_alive)
+            .with_limits(limits)
+            .with_parallel(num_parallel, max_queue),
+    );
     let state = AppState { registry, pull: Arc::new(kiln_library::PullConfig::from_env()) };
     Ok(Prepared { addr, state, access: config.access })
 }
@@ -164,6 +172,19 @@ impl Prepared {
 
 fn runtime() -> Result<tokio::runtime::Runtime, ServerError> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+/// For load balancers and supervisors: the server answers.
+async fn health() -> axum::Json<serde_json::Value> {
+    axum::Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// Prometheus text format.
+async fn metrics_page(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    let gauges = state.registry.gauges().await;
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.registry.metrics().render(&gauges))
 }
 
 /// Runs the server until the process is stopped.

@@ -1,6 +1,7 @@
-//! The caps on loaded models, from the environment: KILN_MAX_LOADED_MODELS (default 3, as
-//! Ollama on a CPU) and KILN_MAX_MEMORY (bytes of weights plus KV caches; default 90 % of
-//! the machine's memory, so loading one more model unloads idle ones rather than swapping).
+//! Limits from the environment: KILN_MAX_LOADED_MODELS (default 3, as Ollama on a CPU),
+//! KILN_MAX_MEMORY (bytes of weights plus KV caches; default 90 % of the machine's memory,
+//! so loading one more model unloads idle ones rather than swapping), KILN_NUM_PARALLEL and
+//! KILN_MAX_QUEUE (batch size and queue bound of each model).
 
 use crate::registry::LoadLimits;
 
@@ -24,7 +25,7 @@ pub fn parse_bytes(s: &str) -> Option<u64> {
 }
 
 /// MemTotal from /proc/meminfo, in bytes.
-fn total_memory() -> Option<u64> {
+pub(crate) fn total_memory() -> Option<u64> {
     let text = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -34,19 +35,36 @@ fn total_memory() -> Option<u64> {
 /// The limits the environment asks for; an unreadable value is an error, not a default.
 pub fn from_env() -> Result<LoadLimits, String> {
     let mut limits = LoadLimits::default();
-    if let Ok(v) = std::env::var("KILN_MAX_LOADED_MODELS") {
-        limits.max_models = v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n >= 1)
-            .ok_or_else(|| format!("KILN_MAX_LOADED_MODELS: expected a count >= 1, got {v:?}"))?;
+    if let Some(n) = count_var("KILN_MAX_LOADED_MODELS", 1)? {
+        limits.max_models = n;
     }
     limits.max_bytes = match std::env::var("KILN_MAX_MEMORY") {
         Ok(v) => parse_bytes(&v).ok_or_else(|| format!("KILN_MAX_MEMORY: expected a size such as 8GiB, got {v:?}"))?,
         Err(_) => total_memory().map(|m| m / 10 * 9).unwrap_or(u64::MAX),
     };
     Ok(limits)
+}
+
+/// A count from the environment: `None` when unset, an error when not a count >= `min`.
+fn count_var(name: &str, min: usize) -> Result<Option<usize>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse::<usize>()
+            .ok()
+            .filter(|&n| n >= min)
+            .map(Some)
+            .ok_or_else(|| format!("{name}: expected a count >= {min}, got {v:?}")),
+    }
+}
+
+/// KILN_NUM_PARALLEL (sequences per batch; `None`: chosen from memory per model) and
+/// KILN_MAX_QUEUE (requests waiting beyond those; default 512, as Ollama).
+pub fn parallel_from_env() -> Result<(Option<usize>, usize), String> {
+    let num_parallel = count_var("KILN_NUM_PARALLEL", 1)?;
+    let max_queue = count_var("KILN_MAX_QUEUE", 0)?.unwrap_or(crate::worker::DEFAULT_MAX_QUEUE);
+    Ok((num_parallel, max_queue))
 }
 
 #[cfg(test)]

@@ -4,7 +4,8 @@
 
 use crate::error::ApiError;
 use crate::keep_alive::KeepAlive;
-use crate::worker::{ChatPrompt, Prompt, WorkerHandle};
+use crate::metrics::{Gauges, Metrics};
+use crate::worker::{ChatPrompt, Prompt, WorkerConfig, WorkerHandle};
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::ChatExtras;
 use kiln_library::spec::ModelSpec;
@@ -88,7 +89,8 @@ impl Default for LoadLimits {
 pub struct Registry {
     store: Option<Arc<Store>>,
     named: Vec<(String, PathBuf)>,
-    n_threads: Option<usize>,
+    workers: WorkerConfig,
+    metrics: Arc<Metrics>,
     loaded: tokio::sync::Mutex<HashMap<PathBuf, Loaded>>,
     /// How long an idle model stays loaded unless a request says otherwise.
     default_keep_alive: KeepAlive,
@@ -149,7 +151,8 @@ impl Registry {
         Registry {
             store,
             named,
-            n_threads,
+            workers: WorkerConfig { n_threads, num_parallel: None, max_queue: crate::worker::DEFAULT_MAX_QUEUE },
+            metrics: Arc::new(Metrics::default()),
             loaded: tokio::sync::Mutex::new(HashMap::new()),
             default_keep_alive: Some(crate::keep_alive::DEFAULT),
             limits: LoadLimits::default(),
@@ -166,6 +169,33 @@ impl Registry {
     pub fn with_limits(mut self, limits: LoadLimits) -> Registry {
         self.limits = limits;
         self
+    }
+
+    /// The same registry with another batch size and queue bound for its model threads.
+    pub fn with_parallel(mut self, num_parallel: Option<usize>, max_queue: usize) -> Registry {
+        self.workers.num_parallel = num_parallel;
+        self.workers.max_queue = max_queue;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// What the loaded models hold now, for `/metrics`.
+    pub async fn gauges(&self) -> Gauges {
+        let loaded = self.loaded.lock().await;
+        let mut g = Gauges { models_loaded: loaded.len() as u64, ..Gauges::default() };
+        for l in loaded.values() {
+            let s = l.worker.stats();
+            g.queued += s.waiting as u64;
+            g.running += s.running as u64;
+            g.kv_blocks_used += s.blocks_used as u64;
+            g.kv_blocks_free += s.blocks_free as u64;
+            g.prefix_hits += s.prefix_hits;
+            g.prefix_lookups += s.prefix_lookups;
+        }
+        g
     }
 
     /// The model library, when the server has one.
@@ -236,7 +266,7 @@ impl Registry {
                 )));
             }
             if make_room(&mut loaded, model.size, self.limits) {
-                let (w, took) = WorkerHandle::spawn(&model.path, self.n_threads).await?;
+                let (w, took) = WorkerHandle::spawn(&model.path, self.workers, Arc::clone(&self.metrics)).await?;
                 let w = Arc::new(w);
                 loaded.insert(model.path.clone(), Loaded { entry: model.clone(), worker: Arc::clone(&w), keep_alive });
                 return Ok((w, took));

@@ -127,6 +127,8 @@ fn usage(d: &Done) -> Value {
         "prompt_tokens": d.prompt_tokens,
         "completion_tokens": d.eval_count,
         "total_tokens": d.prompt_tokens + d.eval_count,
+        // As OpenAI reports prompt caching: tokens served from the prefix cache.
+        "prompt_tokens_details": { "cached_tokens": d.prompt_cached },
     })
 }
 

@@ -1,21 +1,26 @@
-//! One OS thread per loaded model, owning its `Engine`.
+//! One OS thread per loaded model, owning its engine inside a continuous-batching scheduler.
 //!
 //! The engine is single-threaded state (KV cache, scratch, worker pool), so it never leaves
-//! its thread: requests arrive over a channel and are served one after another. Each request
-//! carries the sender of its own event stream; when the client goes away the receiver is
-//! dropped, the next send fails, and the generation callback returns false, which cancels
-//! the generation at the next token.
+//! its thread. Requests arrive over a channel; between steps the thread takes every request
+//! that arrived, renders and tokenizes its prompt, and hands it to the scheduler, which runs
+//! all of them together, one forward pass per step. Each request carries the sender of its own
+//! event stream; when the client goes away the receiver is dropped, and the thread cancels the
+//! request before the next step, which frees its KV blocks at once.
 
 use crate::error::ApiError;
+use crate::metrics::Metrics;
 use crate::options::RequestOptions;
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
-use kiln_engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, Sequence};
+use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
+use kiln_engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerationStats};
 use kiln_gguf::GgufFile;
 use kiln_models::Model;
 use kiln_tokenizer::Tokenizer;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -56,6 +61,8 @@ pub struct Done {
     pub done_reason: DoneReason,
     /// All prompt tokens, cached or not: what OpenAI's `usage.prompt_tokens` means.
     pub prompt_tokens: usize,
+    /// Prompt tokens found in the prefix cache (OpenAI's `prompt_tokens_details.cached_tokens`).
+    pub prompt_cached: usize,
     pub prompt_eval_duration: Duration,
     pub eval_count: usize,
     pub eval_duration: Duration,
@@ -72,45 +79,92 @@ pub enum Event {
     Error(ApiError),
 }
 
+/// How a model thread runs: threads, batch size, queue bound.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkerConfig {
+    /// Compute threads (default: one per core).
+    pub n_threads: Option<usize>,
+    /// Most sequences in one batch (KILN_NUM_PARALLEL; default: from the memory the KV
+    /// cache may take).
+    pub num_parallel: Option<usize>,
+    /// Most requests waiting beyond those running (KILN_MAX_QUEUE); more get 503.
+    pub max_queue: usize,
+}
+
+/// Requests waiting beyond the running batch before new ones are refused, as Ollama's default.
+pub const DEFAULT_MAX_QUEUE: usize = 512;
+
+/// Most sequences per batch when memory allows.
+const MAX_DEFAULT_PARALLEL: usize = 16;
+
+/// Tokens in one step: one per generating sequence, the rest prompt chunks.
+const STEP_TOKENS: usize = 512;
+
 /// A model thread as the rest of the server sees it.
 pub struct WorkerHandle {
     jobs: std_mpsc::Sender<Job>,
     /// Requests queued or running (the keep-alive clock only runs while this is zero).
-    pending: Arc<std::sync::atomic::AtomicUsize>,
+    pending: Arc<AtomicUsize>,
     /// When the last request finished (or the model loaded, or a request touched it).
-    idle_since: Arc<std::sync::Mutex<Instant>>,
-    /// Context size of the engine as last built (updated by the thread).
-    pub num_ctx: Arc<std::sync::atomic::AtomicUsize>,
-    /// Bytes of the engine's KV cache as last built.
-    kv_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    idle_since: Arc<Mutex<Instant>>,
+    /// Context size of the last request (what `/api/ps` shows).
+    pub num_ctx: Arc<AtomicUsize>,
+    /// Bytes of the KV cache as last built.
+    kv_bytes: Arc<AtomicUsize>,
+    /// The scheduler's counts after its last step.
+    stats: Arc<Mutex<SchedulerStats>>,
+    /// Requests allowed queued or running at once.
+    capacity: usize,
+}
+
+/// What the thread shares with its handle.
+#[derive(Clone)]
+struct Shared {
+    pending: Arc<AtomicUsize>,
+    idle_since: Arc<Mutex<Instant>>,
+    num_ctx: Arc<AtomicUsize>,
+    kv_bytes: Arc<AtomicUsize>,
+    stats: Arc<Mutex<SchedulerStats>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    /// A request left the thread (finished, failed or cancelled).
+    fn request_done(&self) {
+        if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
+            *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        }
+    }
 }
 
 impl WorkerHandle {
     /// Starts the thread and waits until the model is loaded.
-    pub async fn spawn(path: &Path, n_threads: Option<usize>) -> Result<(WorkerHandle, Duration), ApiError> {
+    pub async fn spawn(
+        path: &Path,
+        config: WorkerConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<(WorkerHandle, Duration), ApiError> {
         let (jobs, rx) = std_mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel();
-        let num_ctx = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let kv_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let shared = Shared {
+            pending: Arc::new(AtomicUsize::new(0)),
+            idle_since: Arc::new(Mutex::new(Instant::now())),
+            num_ctx: Arc::new(AtomicUsize::new(crate::options::DEFAULT_NUM_CTX)),
+            kv_bytes: Arc::new(AtomicUsize::new(0)),
+            stats: Arc::new(Mutex::new(SchedulerStats::default())),
+            metrics,
+        };
+        let thread_shared = shared.clone();
         let thread_path = path.to_path_buf();
-        let sizes = EngineSizes { num_ctx: Arc::clone(&num_ctx), kv_bytes: Arc::clone(&kv_bytes) };
-        let pending = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let idle_since = Arc::new(std::sync::Mutex::new(Instant::now()));
-        let (thread_pending, thread_idle) = (Arc::clone(&pending), Arc::clone(&idle_since));
         let name = format!("kiln-model-{}", path.file_stem().map(|s| s.to_string_lossy()).unwrap_or_default());
         std::thread::Builder::new()
             .name(name)
             .spawn(move || {
                 let started = Instant::now();
-                match ModelThread::load(&thread_path, n_threads, sizes) {
-                    Ok(mut state) => {
-                        let _ = ready_tx.send(Ok(started.elapsed()));
-                        *thread_idle.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                        while let Ok(job) = rx.recv() {
-                            state.serve(job);
-                            *thread_idle.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
-                            thread_pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                        }
+                match ModelThread::load(&thread_path, config, thread_shared) {
+                    Ok(state) => {
+                        let _ = ready_tx.send(Ok((started.elapsed(), state.max_running)));
+                        state.run(rx);
                     }
                     Err(e) => {
                         let _ = ready_tx.send(Err(e));
@@ -118,18 +172,26 @@ impl WorkerHandle {
                 }
             })
             .map_err(|e| ApiError::internal(format!("starting the model thread: {e}")))?;
-        let load = ready_rx.await.map_err(|_| ApiError::internal("the model thread stopped while loading"))??;
-        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx, kv_bytes }, load))
+        let (load, max_running) =
+            ready_rx.await.map_err(|_| ApiError::internal("the model thread stopped while loading"))??;
+        let Shared { pending, idle_since, num_ctx, kv_bytes, stats, .. } = shared;
+        let capacity = max_running + config.max_queue;
+        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx, kv_bytes, stats, capacity }, load))
     }
 
     /// Bytes of the KV cache.
     pub fn kv_bytes(&self) -> u64 {
-        self.kv_bytes.load(std::sync::atomic::Ordering::Relaxed) as u64
+        self.kv_bytes.load(Ordering::Relaxed) as u64
+    }
+
+    /// The scheduler's counts after its last step.
+    pub fn stats(&self) -> SchedulerStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Whether a request is queued or running.
     pub fn busy(&self) -> bool {
-        self.pending.load(std::sync::atomic::Ordering::SeqCst) > 0
+        self.pending.load(Ordering::SeqCst) > 0
     }
 
     /// When the model last became idle.
@@ -142,28 +204,22 @@ impl WorkerHandle {
         *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    /// Queues a request; its events arrive on the returned receiver.
+    /// Queues a request; its events arrive on the returned receiver. A full queue is a 503
+    /// the client can retry, never a request dropped silently.
     pub fn submit(&self, prompt: Prompt, options: RequestOptions) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.pending.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if self.pending.fetch_add(1, Ordering::SeqCst) >= self.capacity {
+            self.pending.fetch_sub(1, Ordering::SeqCst);
+            return Err(ApiError::busy(format!(
+                "the server is busy: {} requests are queued or running for this model (KILN_MAX_QUEUE); retry later",
+                self.capacity
+            )));
+        }
         if self.jobs.send(Job { prompt, options, events: tx }).is_err() {
-            self.pending.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+            self.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(ApiError::internal("the model thread has stopped"));
         }
         Ok(rx)
-    }
-}
-
-/// Where the model thread publishes the size of the engine it built.
-struct EngineSizes {
-    num_ctx: Arc<std::sync::atomic::AtomicUsize>,
-    kv_bytes: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl EngineSizes {
-    fn publish(&self, engine: &Engine) {
-        self.num_ctx.store(engine.config().num_ctx, std::sync::atomic::Ordering::Relaxed);
-        self.kv_bytes.store(engine.kv_bytes(), std::sync::atomic::Ordering::Relaxed);
     }
 }
 
@@ -171,40 +227,63 @@ impl EngineSizes {
 /// the library models sharing its weights), so they are never evicted.
 type Formats = HashMap<Option<Arc<str>>, PromptFormat>;
 
+/// A request the scheduler is running, as the thread tracks it.
+struct Active {
+    events: mpsc::UnboundedSender<Event>,
+    /// When the thread took the request.
+    received: Instant,
+    last_text: Option<Instant>,
+    /// Time spent rebuilding the engine for this request.
+    load: Duration,
+    prompt_tokens: usize,
+}
+
 /// State owned by a model thread.
 struct ModelThread {
     /// The mapping the weights live in, shared by every engine built over it.
     file: Arc<GgufFile>,
     /// `None` only between dropping an engine and building its replacement.
-    engine: Option<Engine>,
+    scheduler: Option<Scheduler>,
     formats: Formats,
-    /// Kept between requests so a following request reuses the cached common prefix.
-    seq: Sequence,
     n_threads: usize,
-    sizes: EngineSizes,
-    /// Time spent rebuilding the engine for a new context size, not yet reported (the
-    /// request that caused it reports it; the first load is reported by the registry).
-    unreported_load: Duration,
+    max_running: usize,
+    shared: Shared,
+    active: HashMap<u64, Active>,
+    /// Requests whose context is larger than the cache: run once the thread is idle, after
+    /// rebuilding the cache bigger.
+    deferred: VecDeque<Job>,
+    next_id: u64,
 }
 
-fn engine_error(e: EngineError) -> ApiError {
+fn engine_error(e: &EngineError) -> ApiError {
     match e {
-        EngineError::PromptTooLong { .. } | EngineError::Sampling(_) | EngineError::ZeroContext => {
-            ApiError::bad_request(e.to_string())
-        }
+        EngineError::PromptTooLong { .. }
+        | EngineError::Sampling(_)
+        | EngineError::ZeroContext
+        | EngineError::EmptyPrompt => ApiError::bad_request(e.to_string()),
         other => ApiError::internal(other.to_string()),
     }
 }
 
-/// Builds an engine over an open file. `Model::from_file` only records where each weight
-/// lies in the mapping, so rebuilding for another context size re-reads no weights.
-fn build_engine(file: &Arc<GgufFile>, n_threads: usize, num_ctx: usize) -> Result<Engine, ApiError> {
+/// Builds an engine over an open file with a KV cache of `tokens`. `Model::from_file` only
+/// records where each weight lies in the mapping, so rebuilding re-reads no weights.
+fn build_engine(file: &Arc<GgufFile>, n_threads: usize, tokens: usize) -> Result<Engine, ApiError> {
     let model =
         Model::from_file(Arc::clone(file)).map_err(|e| ApiError::internal(format!("loading the model: {e}")))?;
     let tokenizer =
         Tokenizer::from_gguf(file).map_err(|e| ApiError::internal(format!("reading the tokenizer: {e}")))?;
-    let config = EngineConfig { n_threads, num_ctx, ..EngineConfig::default() };
-    Engine::new(model, tokenizer, config).map_err(engine_error)
+    let config = EngineConfig { n_threads, num_ctx: tokens, ..EngineConfig::default() };
+    Engine::new(model, tokenizer, config).map_err(|e| engine_error(&e))
+}
+
+/// Sequences per batch when KILN_NUM_PARALLEL is not set: as many full default contexts as
+/// a fifth of the machine's memory holds, between 1 and 16.
+fn default_parallel(file: &Arc<GgufFile>) -> usize {
+    let Ok(model) = Model::from_file(Arc::clone(file)) else { return 1 };
+    let per_token = model.new_kv_cache(1, 1).bytes_per_token().max(1);
+    let budget = crate::limits::total_memory().unwrap_or(8 << 30) / 5;
+    let contexts = budget / (per_token as u64 * crate::options::DEFAULT_NUM_CTX as u64);
+    (contexts as usize).clamp(1, MAX_DEFAULT_PARALLEL)
 }
 
 /// The compiled template for `source` (`None`: the GGUF's own), compiled on first use and kept.
@@ -248,84 +327,179 @@ fn prompt_tokens(
 }
 
 impl ModelThread {
-    fn load(path: &Path, n_threads: Option<usize>, sizes: EngineSizes) -> Result<ModelThread, ApiError> {
+    fn load(path: &Path, config: WorkerConfig, shared: Shared) -> Result<ModelThread, ApiError> {
         let file =
             Arc::new(GgufFile::open(path).map_err(|e| ApiError::internal(format!("opening {}: {e}", path.display())))?);
-        let n_threads = n_threads.unwrap_or_else(default_threads).max(1);
-        let engine = build_engine(&file, n_threads, crate::options::DEFAULT_NUM_CTX)?;
-        engine.model().warm(&mut |_, _| {});
-        sizes.publish(&engine);
-        Ok(ModelThread {
+        let n_threads = config.n_threads.unwrap_or_else(default_threads).max(1);
+        let max_running = config.num_parallel.unwrap_or_else(|| default_parallel(&file)).max(1);
+        let mut thread = ModelThread {
             file,
-            engine: Some(engine),
+            scheduler: None,
             formats: Formats::new(),
-            seq: Sequence::default(),
             n_threads,
-            sizes,
-            unreported_load: Duration::ZERO,
-        })
+            max_running,
+            shared,
+            active: HashMap::new(),
+            deferred: VecDeque::new(),
+            next_id: 0,
+        };
+        thread.rebuild(max_running * crate::options::DEFAULT_NUM_CTX)?;
+        if let Some(s) = &thread.scheduler {
+            s.engine().model().warm(&mut |_, _| {});
+        }
+        Ok(thread)
     }
 
-    /// Rebuilds the engine when a request asks for another context size. The old engine
-    /// (and its KV cache) is dropped first, so two caches never exist at once.
-    fn ensure_num_ctx(&mut self, num_ctx: usize) -> Result<(), ApiError> {
-        if self.engine.as_ref().map(|e| e.config().num_ctx) != Some(num_ctx) {
-            let started = Instant::now();
-            self.seq = Sequence::default();
-            self.engine = None;
-            let engine = build_engine(&self.file, self.n_threads, num_ctx)?;
-            self.sizes.publish(&engine);
-            self.engine = Some(engine);
-            self.unreported_load += started.elapsed();
-        }
+    /// (Re)builds the engine with a KV cache of `tokens`. The old engine (and its cache) is
+    /// dropped first, so two caches never exist at once.
+    fn rebuild(&mut self, tokens: usize) -> Result<(), ApiError> {
+        self.scheduler = None;
+        let engine = build_engine(&self.file, self.n_threads, tokens)?;
+        self.shared.kv_bytes.store(engine.kv_bytes(), Ordering::Relaxed);
+        let config = SchedulerConfig { max_running: self.max_running, step_tokens: STEP_TOKENS };
+        self.scheduler = Some(Scheduler::new(engine, config));
         Ok(())
     }
 
-    fn serve(&mut self, job: Job) {
-        // A client that left while the request waited in the queue costs nothing.
-        if job.events.is_closed() {
-            return;
-        }
-        let events = job.events.clone();
-        let result = self.run(job);
-        match result {
-            Ok(done) => {
-                let _ = events.send(Event::Done(done));
-            }
-            Err(e) => {
-                // A failed step may leave the sequence half-written; start the next one clean.
-                if let Some(engine) = self.engine.as_mut() {
-                    engine.release(&mut self.seq);
+    fn idle(&self) -> bool {
+        self.scheduler.as_ref().is_none_or(Scheduler::is_idle)
+    }
+
+    /// Serves until every handle is gone and the last request is done.
+    fn run(mut self, rx: std_mpsc::Receiver<Job>) {
+        loop {
+            if self.idle() && self.deferred.is_empty() {
+                match rx.recv() {
+                    Ok(job) => self.accept(job, Duration::ZERO),
+                    Err(_) => return,
                 }
-                self.seq = Sequence::default();
-                let _ = events.send(Event::Error(e));
             }
+            while let Ok(job) = rx.try_recv() {
+                self.accept(job, Duration::ZERO);
+            }
+            if self.idle() {
+                if let Some(job) = self.deferred.pop_front() {
+                    let started = Instant::now();
+                    match self.rebuild(job.options.num_ctx) {
+                        Ok(()) => self.accept(job, started.elapsed()),
+                        Err(e) => self.fail(&job.events, e),
+                    }
+                }
+            }
+            self.drop_abandoned();
+            self.step();
         }
     }
 
-    fn run(&mut self, job: Job) -> Result<Done, ApiError> {
-        self.ensure_num_ctx(job.options.num_ctx)?;
-        let Some(engine) = self.engine.as_mut() else {
-            return Err(ApiError::internal("the model is not loaded"));
-        };
-        let tokens = prompt_tokens(&self.file, engine.tokenizer(), &mut self.formats, &job.prompt)?;
-        if tokens.is_empty() {
-            return Err(ApiError::bad_request("the prompt is empty"));
+    fn fail(&self, events: &mpsc::UnboundedSender<Event>, e: ApiError) {
+        self.shared.metrics.requests_failed.fetch_add(1, Ordering::Relaxed);
+        let _ = events.send(Event::Error(e));
+        self.shared.request_done();
+    }
+
+    /// Turns a job into a scheduled request, or answers it with an error.
+    fn accept(&mut self, job: Job, load: Duration) {
+        // A client that left while the request waited in the channel costs nothing.
+        if job.events.is_closed() {
+            self.shared.request_done();
+            return;
         }
-        engine.set_tokens(&mut self.seq, &tokens).map_err(engine_error)?;
-        let events = &job.events;
-        let stats = engine
-            .generate(&mut self.seq, &job.options.generate, &mut |text| {
-                events.send(Event::Text(text.to_string())).is_ok()
-            })
-            .map_err(engine_error)?;
-        Ok(Done {
-            done_reason: stats.done_reason,
-            prompt_tokens: tokens.len(),
-            prompt_eval_duration: stats.prompt_eval_duration,
-            eval_count: stats.eval_count,
-            eval_duration: stats.eval_duration,
-            load_duration: std::mem::take(&mut self.unreported_load),
-        })
+        let Some(scheduler) = self.scheduler.as_mut() else {
+            return self.fail(&job.events, ApiError::internal("the model is not loaded"));
+        };
+        if job.options.num_ctx > scheduler.capacity() {
+            self.deferred.push_back(job);
+            return;
+        }
+        let tok = scheduler.engine().tokenizer();
+        let tokens = match prompt_tokens(&self.file, tok, &mut self.formats, &job.prompt) {
+            Ok(t) => t,
+            Err(e) => return self.fail(&job.events, e),
+        };
+        let id = self.next_id;
+        self.next_id += 1;
+        if let Err(e) = scheduler.add(id, tokens.clone(), &job.options.generate, job.options.num_ctx) {
+            return self.fail(&job.events, engine_error(&e));
+        }
+        self.shared.num_ctx.store(job.options.num_ctx, Ordering::Relaxed);
+        let active =
+            Active { events: job.events, received: Instant::now(), last_text: None, load, prompt_tokens: tokens.len() };
+        self.active.insert(id, active);
+    }
+
+    /// Cancels the requests whose clients went away, freeing their blocks before the step.
+    fn drop_abandoned(&mut self) {
+        let gone: Vec<u64> = self.active.iter().filter(|(_, a)| a.events.is_closed()).map(|(&id, _)| id).collect();
+        for id in gone {
+            self.cancel(id);
+        }
+    }
+
+    fn cancel(&mut self, id: u64) {
+        if let Some(s) = self.scheduler.as_mut() {
+            s.cancel(id);
+        }
+        if self.active.remove(&id).is_some() {
+            self.shared.request_done();
+        }
+    }
+
+    fn step(&mut self) {
+        let Some(scheduler) = self.scheduler.as_mut() else { return };
+        if scheduler.is_idle() {
+            return;
+        }
+        let events = scheduler.step();
+        *self.shared.stats.lock().unwrap_or_else(|e| e.into_inner()) = scheduler.stats();
+        for (id, event) in events {
+            self.deliver(id, event);
+        }
+    }
+
+    /// Passes one scheduler event to its request's client, recording metrics.
+    fn deliver(&mut self, id: u64, event: scheduler::Event) {
+        let Some(a) = self.active.get_mut(&id) else { return };
+        let m = &self.shared.metrics;
+        match event {
+            scheduler::Event::Text(text) => {
+                let now = Instant::now();
+                match a.last_text {
+                    None => m.time_to_first_token.observe(now - a.received),
+                    Some(t) => m.inter_token_latency.observe(now - t),
+                }
+                a.last_text = Some(now);
+                if a.events.send(Event::Text(text)).is_err() {
+                    self.cancel(id);
+                }
+            }
+            scheduler::Event::Done(stats) => {
+                let done = finished(&stats, a);
+                m.requests.fetch_add(1, Ordering::Relaxed);
+                m.prompt_tokens.fetch_add(a.prompt_tokens as u64, Ordering::Relaxed);
+                m.prompt_tokens_cached.fetch_add(stats.prompt_cached as u64, Ordering::Relaxed);
+                m.generated_tokens.fetch_add(stats.eval_count as u64, Ordering::Relaxed);
+                let _ = a.events.send(Event::Done(done));
+                self.active.remove(&id);
+                self.shared.request_done();
+            }
+            scheduler::Event::Failed(e) => {
+                if let Some(a) = self.active.remove(&id) {
+                    self.fail(&a.events, engine_error(&e));
+                }
+            }
+        }
+    }
+}
+
+/// The counts a finished request reports.
+fn finished(stats: &GenerationStats, a: &Active) -> Done {
+    Done {
+        done_reason: stats.done_reason,
+        prompt_tokens: a.prompt_tokens,
+        prompt_cached: stats.prompt_cached,
+        prompt_eval_duration: stats.prompt_eval_duration,
+        eval_count: stats.eval_count,
+        eval_duration: stats.eval_duration,
+        load_duration: a.load,
     }
 }
