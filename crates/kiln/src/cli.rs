@@ -40,8 +40,9 @@ pub enum Command {
     Cp(CopyArgs),
     /// Remove models from the library.
     Rm(RemoveArgs),
-    /// Measure prompt processing and generation speed of a GGUF file (like llama-bench).
-    Bench(BenchArgs),
+    /// Measure prompt processing and generation speed of a GGUF file (like llama-bench), or, with
+    /// `bench serve`, a running server's throughput and latency under concurrent streams.
+    Bench(BenchCommand),
     /// Print the token ids of a text as a JSON list (the model's BOS/EOS rules applied).
     Tokenize(TokenizeArgs),
 }
@@ -181,6 +182,57 @@ pub struct SamplingArgs {
 pub enum OutputFormat {
     Md,
     Json,
+}
+
+/// `kiln bench MODEL.gguf ...`, or `kiln bench serve ...`: the subcommand and the file's
+/// arguments exclude each other, so today's usage keeps working unchanged.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct BenchCommand {
+    #[command(subcommand)]
+    pub command: Option<BenchSubcommand>,
+    #[command(flatten)]
+    pub file: Option<BenchArgs>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchSubcommand {
+    /// Load-test an OpenAI-compatible server: streamed chat completions at several concurrency
+    /// levels (throughput, time to first token, inter-token latency), and optionally the time to
+    /// first token with a shared prompt prefix.
+    Serve(BenchServeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchServeArgs {
+    /// Base URL of the server (its `/v1/chat/completions` is used).
+    #[arg(long, default_value = "http://127.0.0.1:11434")]
+    pub url: String,
+    /// The model name sent in each request.
+    #[arg(long)]
+    pub model: String,
+    /// Concurrent streams per level (comma-separated; 0 skips the concurrency test).
+    #[arg(short = 'c', long, value_delimiter = ',', default_value = "1,4,8,16,32")]
+    pub concurrency: Vec<usize>,
+    /// Requests each stream sends, one after another.
+    #[arg(short = 'r', long, default_value_t = 2)]
+    pub requests_per_stream: usize,
+    /// Most tokens per answer.
+    #[arg(short = 'n', long, default_value_t = 128)]
+    pub max_tokens: u32,
+    /// Sampling temperature (0 = greedy, the same answer on every server).
+    #[arg(long, default_value_t = 0.0)]
+    pub temperature: f32,
+    /// Also compare the time to first token of two requests sharing a system prompt of about
+    /// N tokens (the second one can reuse the first one's cached prefix).
+    #[arg(long, value_name = "N")]
+    pub shared_prefix: Option<usize>,
+    /// Bearer token to send.
+    #[arg(long, env = "KILN_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Md)]
+    pub output: OutputFormat,
 }
 
 #[derive(Args, Debug)]

@@ -2,10 +2,12 @@
 //!
 //! Ollama's commands (`serve`, `create`, `show`, `run`, `stop`, `pull`, `list`, `ps`, `cp`,
 //! `rm`) are clients of the server's API (`client`), started inside the command when none is
-//! running; `run FILE.gguf`, `bench` and `tokenize` load a model file directly. Answers go to
-//! stdout; progress and diagnostics to stderr.
+//! running; `run FILE.gguf`, `bench FILE.gguf` and `tokenize` load a model file directly;
+//! `bench serve` load-tests any OpenAI-compatible server. Answers go to stdout; progress and
+//! diagnostics to stderr.
 
 mod bench;
+mod bench_serve;
 mod chat;
 mod cli;
 mod client;
@@ -17,7 +19,7 @@ mod progress;
 mod serve;
 
 use clap::Parser;
-use cli::Command;
+use cli::{BenchCommand, BenchSubcommand, Command};
 use client::Client;
 use commands::{create, list, manage, pull, run, show};
 
@@ -27,7 +29,12 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::serve(args),
         Command::Run(args) if local::is_model_file(&args.model) => local::run(args),
         Command::Run(args) => run::run(args),
-        Command::Bench(args) => bench::bench(args),
+        Command::Bench(BenchCommand { command: Some(BenchSubcommand::Serve(args)), .. }) => {
+            bench_serve::bench_serve(args)
+        }
+        Command::Bench(BenchCommand { file: Some(args), .. }) => bench::bench(args),
+        // clap already requires the model file when no subcommand is given.
+        Command::Bench(_) => Err(anyhow::anyhow!("kiln bench needs a GGUF file, or `serve`")),
         Command::Tokenize(args) => local::tokenize(args),
         Command::Create(args) => Client::connect().and_then(|c| create::create(&c, &args)),
         Command::Show(args) => Client::connect().and_then(|c| show::show(&c, &args)),

@@ -3,8 +3,10 @@
 mod common;
 
 use common::{kiln_env, text};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
 
 fn smollm() -> Option<PathBuf> {
     kiln_testdata::model_path(kiln_testdata::SMOLLM2)
@@ -184,4 +186,69 @@ fn gemma3_chat_through_a_given_template() {
     let plain = kiln(&args, None);
     assert!(text(&plain.stderr).contains("no chat template"), "{}", text(&plain.stderr));
     assert_ne!(plain.stdout, out.stdout);
+}
+
+/// A port just released by the OS: nothing listens there.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[test]
+fn bench_serve_reports_an_unreachable_server() {
+    let url = format!("http://127.0.0.1:{}", free_port());
+    let out = kiln(&["bench", "serve", "--url", &url, "--model", "m", "-c", "2"], None);
+    assert!(!out.status.success());
+    let err = text(&out.stderr);
+    assert!(err.contains(&format!("the server at {url} did not answer")), "{err}");
+}
+
+/// `kiln serve` as a child process, killed when dropped.
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn bench_serve_measures_kiln_serve() {
+    let Some(m) = smollm() else { return };
+    let library = std::env::temp_dir().join(format!("kiln-bench-serve-test-{}", std::process::id()));
+    std::fs::create_dir_all(&library).unwrap();
+    let host = format!("127.0.0.1:{}", free_port());
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    serve
+        .args(["serve", "--host", &host, "-t", "1", "--model"])
+        .arg(format!("smol={}", m.display()))
+        .env("KILN_MODELS", &library)
+        .env("KILN_API_KEY", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut server = Server(serve.spawn().unwrap());
+    // Wait for it to listen (a start, not a measurement).
+    while TcpStream::connect(&host).is_err() {
+        assert!(server.0.try_wait().unwrap().is_none(), "kiln serve exited");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("http://{host}");
+    let args = ["bench", "serve", "--url", &url, "--model", "smol", "-c", "1,2", "-r", "1", "-n", "4"];
+    let out = kiln(&[&args[..], &["--shared-prefix", "64", "-o", "json"]].concat(), None);
+    let _ = std::fs::remove_dir_all(&library);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let levels = report["levels"].as_array().unwrap();
+    assert_eq!(levels.len(), 2);
+    for (level, concurrency) in levels.iter().zip([1, 2]) {
+        assert_eq!(level["concurrency"], concurrency);
+        assert_eq!(level["requests"], concurrency);
+        assert_eq!(level["errors"], 0, "{level}");
+        assert!(level["completion_tokens"].as_u64().unwrap() > 0, "{level}");
+        assert!(level["ttft_p50_ms"].as_f64().is_some(), "{level}");
+    }
+    let prefix = &report["shared_prefix"];
+    assert_eq!(prefix["target_tokens"], 64);
+    assert!(prefix["prompt_tokens"].as_u64().unwrap() > 40, "{prefix}");
+    assert!(prefix["ratio"].as_f64().is_some(), "{prefix}");
 }
