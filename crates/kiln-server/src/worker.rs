@@ -503,3 +503,47 @@ fn finished(stats: &GenerationStats, a: &Active) -> Done {
         load_duration: a.load,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_engine::GenerateOptions;
+
+    fn long_answer() -> RequestOptions {
+        let generate = GenerateOptions { max_tokens: Some(64), ..GenerateOptions::default() };
+        RequestOptions { generate, num_ctx: 512 }
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_with_503_and_a_left_client_frees_its_place() {
+        let Some(path) = kiln_testdata::model_path(kiln_testdata::SMOLLM2) else { return };
+        let config = WorkerConfig { n_threads: Some(1), num_parallel: Some(1), max_queue: 1 };
+        let (w, _) =
+            WorkerHandle::spawn(&path, config, Arc::new(Metrics::default())).await.map_err(|e| e.message).unwrap();
+        let prompt = || Prompt::Raw("Once upon a time".into());
+        let first = w.submit(prompt(), long_answer()).map_err(|e| e.message).unwrap();
+        let second = w.submit(prompt(), long_answer()).map_err(|e| e.message).unwrap();
+        // One running, one waiting: the third is refused at once, nothing is dropped silently.
+        let Err(refused) = w.submit(prompt(), long_answer()) else { panic!("a third request was queued") };
+        assert_eq!(refused.status, axum::http::StatusCode::SERVICE_UNAVAILABLE);
+        assert!(refused.message.contains("KILN_MAX_QUEUE"), "{}", refused.message);
+        // Clients that leave give their places back.
+        drop((first, second));
+        for _ in 0..200 {
+            if !w.busy() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(!w.busy(), "abandoned requests still count as pending");
+        let mut rx = w.submit(prompt(), long_answer()).map_err(|e| e.message).unwrap();
+        let mut got_done = false;
+        while let Some(ev) = rx.recv().await {
+            if let Event::Done(d) = ev {
+                assert!(d.eval_count > 0);
+                got_done = true;
+            }
+        }
+        assert!(got_done);
+    }
+}
