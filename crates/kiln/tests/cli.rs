@@ -2,10 +2,10 @@
 
 mod common;
 
-use common::{kiln_env, text};
+use common::{kiln_env, text, Server};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 fn smollm() -> Option<PathBuf> {
@@ -200,16 +200,6 @@ fn bench_serve_reports_an_unreachable_server() {
     assert!(!out.status.success());
     let err = text(&out.stderr);
     assert!(err.contains(&format!("the server at {url} did not answer")), "{err}");
-}
-
-/// `kiln serve` as a child process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -4,12 +4,12 @@
 
 mod common;
 
-use common::{kiln_env, text};
+use common::{kiln_env, text, Server};
 use kiln_library::modelfile::Modelfile;
 use kiln_library::parameters;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 /// A temporary library and a KILN_HOST where nothing listens (unless a test serves there).
@@ -159,16 +159,6 @@ fn errors_are_reported_with_the_servers_message() {
     let base = lib.modelfile("Base", "FROM nope\n");
     assert!(lib.fails(&["create", "x", "-f", &base]).contains("'nope:latest' not found"));
     assert!(lib.ok(&["list"]).lines().count() == 1, "nothing was created");
-}
-
-/// `kiln serve` as a child process, killed when dropped.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

@@ -23,3 +23,13 @@ pub fn kiln_env(env: &[(&str, &str)], args: &[&str], stdin: Option<&str>) -> Out
 pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// `kiln serve` as a child process, killed when dropped.
+pub struct Server(pub std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
