@@ -4,21 +4,13 @@
 # Not needed by the tests or CI: they read the committed fixtures.
 # Output: $KILN_CACHE/llama.cpp/{build/bin,py} ; prints the bin dir.
 set -euo pipefail
-version=0.3.36
 cache="${KILN_CACHE:-$HOME/.cache/kiln}"
+src=$("$(dirname "$0")/fetch-llama-cpp-src.sh")
 root="$cache/llama.cpp"
-mkdir -p "$root"
 cd "$root"
-if [ ! -f "llama_cpp_python-$version.tar.gz" ]; then
-  pip download --no-deps --no-binary llama-cpp-python -d . "llama-cpp-python==$version" >&2
-fi
-if [ ! -d "src-$version" ]; then
-  tar xzf "llama_cpp_python-$version.tar.gz"
-  mv "llama_cpp_python-$version" "src-$version"
-fi
 if [ ! -x build/bin/llama-bench ]; then
   # AMX is advertised by some virtual machines but faults after a context switch: keep it off.
-  cmake -S "src-$version/vendor/llama.cpp" -B build \
+  cmake -S "$src" -B build \
     -DCMAKE_BUILD_TYPE=Release -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_BUILD_TESTS=OFF \
     -DLLAMA_OPENSSL=OFF -DLLAMA_CURL=OFF -DBUILD_SHARED_LIBS=ON -DGGML_NATIVE=ON \
     -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \

@@ -1,0 +1,275 @@
+#!/usr/bin/env python3
+"""Generates reference fixtures from Hugging Face `transformers` for Kiln's model architectures.
+
+For each architecture: a tiny random-weight model built with `transformers` (fixed seed,
+float32), saved as a Hugging Face directory, converted to GGUF (F32) by llama.cpp's own
+convert_hf_to_gguf.py, and the logits transformers computes for a fixed token sequence. Kiln's
+tests load the GGUF, feed the same token ids and compare their logits with these, so they check
+Kiln's forward pass against the reference implementation of each architecture without needing
+torch (CI never runs this script).
+
+Output, per architecture, under crates/kiln-models/tests/fixtures/hf/<arch>/:
+  hf/            config.json, model.safetensors, tokenizer.json, tokenizer_config.json, ...
+  model.gguf     the converter's output, --outtype f32
+  reference.json {arch, tokens, logits (one row of vocab floats per position), greedy (32 ids
+                 that generate(do_sample=False) appends after the tokens), ...}
+
+Why the weights are re-initialized: transformers' default init (std 0.02, zero biases, unit norm
+weights) gives logits that are nearly all zero and equal, where a wrong forward pass can still
+match. Every weight and bias is drawn from N(0, 0.1^2) instead, and every norm weight from
+1 + N(0, 0.1^2), so that biases and norm weights matter and logits spread over about +-2.
+
+The tokenizer is a tiny byte-level BPE trained here on tests/corpus/tokenizer.jsonl (the same
+one for every architecture). Its token ids are what is tested, not its tokenization: Kiln's tests
+feed ids directly. convert_hf_to_gguf.py recognises a BPE pre-tokenizer only by hashing the ids
+a known upstream tokenizer gives for a test string, which no newly trained vocabulary can match;
+so this script declares the pre-tokenizer instead (`qwen2`: the tokenizer is built with exactly
+Qwen2's split regex and NFC normalizer) by replacing the converter's detection function for the
+run. Everything else in the conversion is the converter's own code.
+
+Usage (from the repository root; the venv comes from scripts/hf-env.sh):
+  venv=$(scripts/hf-env.sh)
+  "$venv/bin/python" scripts/gen-hf-fixtures.py [--arch qwen2 --arch qwen3 ...]
+"""
+
+import argparse
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import torch
+import transformers
+from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, PreTrainedTokenizerFast
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+OUT = ROOT / "crates/kiln-models/tests/fixtures/hf"
+CORPUS = ROOT / "tests/corpus/tokenizer.jsonl"
+
+VOCAB = 512
+N_TOKENS = 40  # longer than mistral's sliding window (8), well inside max_position_embeddings
+N_GREEDY = 32
+INIT_STD = 0.1
+
+BOS, EOS, PAD = "<|begin_of_text|>", "<|im_end|>", "<|endoftext|>"
+SPECIALS = [PAD, BOS, "<|im_start|>", EOS]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+# Qwen2's pre-tokenizer split (from its tokenizer.json); llama.cpp's `qwen2` pre-tokenizer.
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+PRE_TOKENIZER = "qwen2"
+
+# The shape every architecture shares: big enough to have grouped-query attention (4 query heads,
+# 2 KV heads), several layers and a real head_dim, small enough that a fixture stays < 1.5 MB.
+COMMON = dict(
+    vocab_size=VOCAB,
+    hidden_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    intermediate_size=128,
+    max_position_embeddings=256,
+    rms_norm_eps=1e-6,
+    dtype="float32",
+)
+
+# Per architecture: the transformers model_type and what differs from COMMON. Values away from
+# the defaults (rope_theta, eps) make sure the GGUF metadata is read rather than assumed.
+ARCHS = {
+    # QKV projections with bias; NEOX-style rope; separate output matrix.
+    "qwen2": dict(model_type="qwen2", rope_theta=1000000.0, tie_word_embeddings=False),
+    # RMS norm on each head's q and k before rope (attn_q_norm / attn_k_norm); no biases;
+    # tied embeddings (no output.weight in the GGUF), as the small Qwen3 models have.
+    "qwen3": dict(model_type="qwen3", rope_theta=1000000.0, rms_norm_eps=1e-5,
+                  tie_word_embeddings=True),
+    # Sliding-window attention over the last 8 positions (shorter than the sequence).
+    "mistral": dict(model_type="mistral", rope_theta=10000.0, sliding_window=8,
+                    tie_word_embeddings=False),
+    # Llama 3 rope scaling. With head_dim 16, theta 500000 and an original context of 64, the
+    # 8 rope frequencies fall in all three bands of the llama3 formula: kept (wavelength < 16),
+    # smoothly interpolated (16..64) and divided by `factor` (> 64).
+    "llama": dict(model_type="llama", rope_theta=500000.0, rms_norm_eps=1e-5,
+                  tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
+                  rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
+                                    high_freq_factor=4.0, original_max_position_embeddings=64)),
+}
+
+
+def build_tokenizer(hf_dir: pathlib.Path) -> PreTrainedTokenizerFast:
+    """Trains the byte-level BPE and saves tokenizer.json + tokenizer_config.json into hf_dir."""
+    texts = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated", invert=False),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB, min_frequency=2, special_tokens=SPECIALS, show_progress=False,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(texts, trainer)
+    assert tok.get_vocab_size() == VOCAB, tok.get_vocab_size()
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
+        chat_template=CHAT_TEMPLATE, add_bos_token=False, add_eos_token=False,
+        model_max_length=COMMON["max_position_embeddings"])
+    # The chat template inline in tokenizer_config.json, where the converter and most tools look.
+    fast.save_pretrained(hf_dir, save_jinja_files=False)
+    return fast
+
+
+def build_model(arch: str, tokenizer: PreTrainedTokenizerFast):
+    spec = dict(ARCHS[arch])
+    model_type = spec.pop("model_type")
+    config = transformers.AutoConfig.for_model(
+        model_type, **{**COMMON, **spec},
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id)
+    if model_type == "qwen2":
+        config.attention_bias = True  # Qwen2 always has q/k/v biases; keep it explicit
+    torch.manual_seed(0)
+    # Eager attention: the plain softmax(QK^T)V of the modeling file, masks included.
+    model = AutoModelForCausalLM.from_config(config, attn_implementation="eager",
+                                             dtype=torch.float32)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1.0 + INIT_STD * torch.randn_like(p))
+            else:
+                p.normal_(0.0, INIT_STD)
+    if config.tie_word_embeddings:
+        assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
+    model.eval()
+    # generate() must not stop early at EOS: the fixture always has N_GREEDY ids.
+    model.generation_config.eos_token_id = None
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def fixed_tokens() -> list[int]:
+    """BOS, then pseudo-random non-special ids (a fixed generator: the same ids every run)."""
+    rng = np.random.default_rng(1234)
+    return [SPECIALS.index(BOS)] + [int(t) for t in rng.integers(len(SPECIALS), VOCAB, N_TOKENS - 1)]
+
+
+def round6(rows: torch.Tensor) -> list[list[float]]:
+    # 6 significant digits: far below the tolerances a float32 reimplementation needs, and
+    # keeps a 40 x 512 logits table around 200 KB of JSON.
+    return [[float(f"{x:.6g}") for x in row] for row in rows.tolist()]
+
+
+def reference(model, tokens: list[int]) -> dict:
+    ids = torch.tensor([tokens])
+    with torch.no_grad():
+        logits = model(ids).logits[0].float()
+        out = model.generate(ids, max_new_tokens=N_GREEDY, do_sample=False,
+                             attention_mask=torch.ones_like(ids))
+        greedy = out[0, len(tokens):].tolist()
+        assert len(greedy) == N_GREEDY
+        # Check generate's cached decoding against a full forward pass, and record how close
+        # the argmax calls were (a reimplementation in float32 can only be expected to agree on
+        # steps whose top-2 margin is above its rounding error).
+        full = model(out[:, :-1]).logits[0, len(tokens) - 1:]
+        assert full.argmax(-1).tolist() == greedy, "generate() disagrees with a full forward pass"
+        top2 = full.topk(2, dim=-1).values
+        margin = float((top2[:, 0] - top2[:, 1]).min())
+    ref = dict(tokens=tokens, logits=round6(logits), greedy=greedy,
+               greedy_min_top2_margin=round(margin, 6))
+    window = getattr(model.config, "sliding_window", None)
+    if window and model.config.model_type == "mistral":
+        # llama.cpp's converter writes Mistral as a `llama` GGUF without any sliding-window key,
+        # so a GGUF-only runtime attends over the whole sequence. Record what full attention
+        # gives too, so tests can tell a missing window from a wrong forward pass: the last
+        # `window` positions only (earlier ones see fewer than `window` tokens either way, and
+        # the whole table would push the fixture over its size budget).
+        ref["sliding_window"] = window
+        model.config.sliding_window = None
+        with torch.no_grad():
+            full = model(ids).logits[0].float()
+        model.config.sliding_window = window
+        assert torch.equal(full[:window], logits[:window])
+        assert not torch.allclose(full[-window:], logits[-window:])
+        ref["full_attention"] = dict(positions=list(range(len(tokens) - window, len(tokens))),
+                                     logits=round6(full[-window:]))
+    return ref
+
+
+# Run inside a child Python: convert_hf_to_gguf.py as its own __main__, with only the BPE
+# pre-tokenizer detection replaced (see the module docstring).
+CONVERT = """
+import runpy, sys
+sys.path.insert(0, sys.argv[1])
+import conversion.base
+pre = sys.argv[2]
+conversion.base.TextModel.get_vocab_base_pre = lambda self, tokenizer: pre
+script = sys.argv[1] + "/convert_hf_to_gguf.py"
+sys.argv = [script] + sys.argv[3:]
+runpy.run_path(script, run_name="__main__")
+"""
+
+
+def convert(llama_cpp: pathlib.Path, arch: str, hf_dir: pathlib.Path, gguf_path: pathlib.Path) -> None:
+    subprocess.run(
+        [sys.executable, "-c", CONVERT, str(llama_cpp), PRE_TOKENIZER,
+         str(hf_dir), "--outtype", "f32", "--outfile", str(gguf_path),
+         "--model-name", f"kiln-tiny-{arch}"],
+        check=True)
+
+
+def check_gguf(gguf_path: pathlib.Path, model) -> None:
+    """The GGUF holds every weight of the HF model (modulo the converter's renames/permutes)."""
+    import gguf
+    reader = gguf.GGUFReader(gguf_path)
+    n_gguf = sum(int(np.prod(t.shape)) for t in reader.tensors if t.name != "rope_freqs.weight")
+    n_hf = sum(p.numel() for p in model.parameters())  # shared tensors are counted once
+    assert n_gguf == n_hf, (n_gguf, n_hf)
+    assert all(t.tensor_type == gguf.GGMLQuantizationType.F32 for t in reader.tensors)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--arch", action="append", choices=list(ARCHS), help="default: all")
+    ap.add_argument("--llama-cpp", type=pathlib.Path,
+                    help="llama.cpp source dir (default: scripts/fetch-llama-cpp-src.sh's)")
+    ap.add_argument("--out", type=pathlib.Path, default=OUT)
+    args = ap.parse_args()
+    llama_cpp = args.llama_cpp or pathlib.Path(subprocess.run(
+        [ROOT / "scripts/fetch-llama-cpp-src.sh"], check=True, capture_output=True, text=True,
+    ).stdout.strip())
+    torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    for arch in args.arch or list(ARCHS):
+        adir = args.out / arch
+        hf_dir = adir / "hf"
+        shutil.rmtree(adir, ignore_errors=True)
+        hf_dir.mkdir(parents=True)
+        tokenizer = build_tokenizer(hf_dir)
+        model = build_model(arch, tokenizer)
+        model.save_pretrained(hf_dir, safe_serialization=True)
+        # The generation config is transformers' bookkeeping, not part of the model.
+        (hf_dir / "generation_config.json").unlink(missing_ok=True)
+        convert(llama_cpp, arch, hf_dir, adir / "model.gguf")
+        check_gguf(adir / "model.gguf", model)
+        ref = dict(arch=arch, **reference(model, fixed_tokens()),
+                   transformers_version=transformers.__version__,
+                   torch_version=torch.__version__.split("+")[0],
+                   init=f"normal std {INIT_STD}; norm weights 1 + normal std {INIT_STD}; torch.manual_seed(0)")
+        (adir / "reference.json").write_text(json.dumps(ref, separators=(",", ":")) + "\n")
+        size = sum(f.stat().st_size for f in adir.rglob("*") if f.is_file())
+        print(f"{arch}: {size / 1e6:.2f} MB, greedy margin {ref['greedy_min_top2_margin']}",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
