@@ -45,7 +45,7 @@ pub enum RopeStyle {
 }
 
 /// Rotary position embedding parameters of one layer.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Rope {
     pub style: RopeStyle,
     /// Dimensions rotated at the start of each head; the rest pass through.
@@ -53,6 +53,9 @@ pub struct Rope {
     pub freq_base: f32,
     /// Linear position scaling (1.0 = none).
     pub freq_scale: f32,
+    /// Per-pair divisors of the rotation frequency (`n_dims / 2` of them): Llama 3.1+'s RoPE
+    /// scaling, which GGUF files carry as the `rope_freqs.weight` tensor.
+    pub freq_factors: Option<std::sync::Arc<[f32]>>,
 }
 
 impl Rope {
@@ -63,8 +66,9 @@ impl Rope {
     pub fn cos_sin(&self, pos: u32, cos: &mut [f32], sin: &mut [f32]) {
         let theta_scale = self.freq_base.powf(-2.0 / self.n_dims as f32);
         let mut theta = pos as f32;
-        for (c, s) in cos.iter_mut().zip(sin.iter_mut()).take(self.n_dims / 2) {
-            let t = self.freq_scale * theta;
+        for (i, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).take(self.n_dims / 2).enumerate() {
+            let factor = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
+            let t = self.freq_scale * (theta / factor);
             *c = t.cos();
             *s = t.sin();
             theta *= theta_scale;
@@ -196,7 +200,7 @@ mod tests {
     #[test]
     fn rope_rotates_pairs_and_keeps_norm() {
         for style in [RopeStyle::Normal, RopeStyle::Neox] {
-            let rope = Rope { style, n_dims: 8, freq_base: 10000.0, freq_scale: 1.0 };
+            let rope = Rope { style, n_dims: 8, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None };
             let orig: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
             let mut x = orig.clone();
             rope.apply(&mut x, 8, 7);
@@ -218,8 +222,21 @@ mod tests {
     }
 
     #[test]
+    fn frequency_factors_slow_their_pairs_down() {
+        let plain = Rope { style: RopeStyle::Neox, n_dims: 4, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None };
+        let scaled = Rope { freq_factors: Some(vec![1.0, 8.0].into()), ..plain.clone() };
+        let (mut c0, mut s0, mut c1, mut s1) = ([0f32; 2], [0f32; 2], [0f32; 2], [0f32; 2]);
+        plain.cos_sin(5, &mut c0, &mut s0);
+        scaled.cos_sin(5, &mut c1, &mut s1);
+        // Pair 0 is unchanged; pair 1 turns eight times slower.
+        assert_eq!((c0[0], s0[0]), (c1[0], s1[0]));
+        let slow = 5.0 * 10000f32.powf(-0.5) / 8.0;
+        assert!((c1[1] - slow.cos()).abs() < 1e-6 && (s1[1] - slow.sin()).abs() < 1e-6);
+    }
+
+    #[test]
     fn partial_rope_leaves_the_tail() {
-        let rope = Rope { style: RopeStyle::Neox, n_dims: 4, freq_base: 10000.0, freq_scale: 1.0 };
+        let rope = Rope { style: RopeStyle::Neox, n_dims: 4, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None };
         let orig: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
         let mut x = orig.clone();
         rope.apply(&mut x, 8, 3);

@@ -7,6 +7,10 @@ use kiln_gguf::GgufFile;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Architecture {
     Llama,
+    /// Llama-style with biases on the query, key and value projections and NeoX RoPE.
+    Qwen2,
+    /// Llama-style with per-head RMS norms of queries and keys and NeoX RoPE.
+    Qwen3,
     Gemma3,
 }
 
@@ -14,6 +18,8 @@ impl Architecture {
     fn from_name(name: &str) -> Result<Architecture, ModelError> {
         match name {
             "llama" => Ok(Architecture::Llama),
+            "qwen2" => Ok(Architecture::Qwen2),
+            "qwen3" => Ok(Architecture::Qwen3),
             "gemma3" => Ok(Architecture::Gemma3),
             other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
         }
@@ -23,6 +29,8 @@ impl Architecture {
     pub fn name(self) -> &'static str {
         match self {
             Architecture::Llama => "llama",
+            Architecture::Qwen2 => "qwen2",
+            Architecture::Qwen3 => "qwen3",
             Architecture::Gemma3 => "gemma3",
         }
     }
@@ -132,7 +140,7 @@ impl ModelConfig {
         };
         let sliding_window = match arch {
             Architecture::Gemma3 => opt("attention.sliding_window")?.filter(|&w| w > 0).map(|w| w as u32),
-            Architecture::Llama => None,
+            Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3 => None,
         };
         let rms_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
         Ok(ModelConfig {

@@ -105,6 +105,10 @@ pub struct AttnWeights {
     /// Per-head RMS norms of queries and keys (Gemma 3, Qwen 3), `[head_dim]`.
     pub q_norm: Option<Vec<f32>>,
     pub k_norm: Option<Vec<f32>>,
+    /// Biases of the query, key and value projections (Qwen 2), when the file has them.
+    pub bq: Option<Vec<f32>>,
+    pub bk: Option<Vec<f32>>,
+    pub bv: Option<Vec<f32>>,
 }
 
 impl AttnWeights {
@@ -113,7 +117,19 @@ impl AttnWeights {
     pub fn load(t: &TensorLoader, cfg: &ModelConfig, il: usize, qk_norm: bool) -> Result<AttnWeights, ModelError> {
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
         let n = |s: &str| format!("blk.{il}.{s}.weight");
+        let bias = |s: &str, len: usize| {
+            let name = format!("blk.{il}.{s}.bias");
+            if t.has(&name) {
+                t.vector(&name, len).map(Some)
+            } else {
+                Ok(None)
+            }
+        };
+        let (q_len, kv_len) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
         Ok(AttnWeights {
+            bq: bias("attn_q", q_len)?,
+            bk: bias("attn_k", kv_len)?,
+            bv: bias("attn_v", kv_len)?,
             wq: t.matrix(&n("attn_q"), cfg.n_heads * hd, d)?,
             wk: t.matrix(&n("attn_k"), cfg.n_kv_heads * hd, d)?,
             wv: t.matrix(&n("attn_v"), cfg.n_kv_heads * hd, d)?,
@@ -149,6 +165,13 @@ pub fn self_attention(
 ) {
     let hd = spec.head_dim;
     ctx.linear_group([&w.wq, &w.wk, &w.wv], &s.h, [&mut s.q, &mut s.k, &mut s.v], &mut s.mm);
+    for (bias, y) in [(&w.bq, &mut s.q), (&w.bk, &mut s.k), (&w.bv, &mut s.v)] {
+        if let Some(b) = bias {
+            for row in y.chunks_exact_mut(b.len()) {
+                ops::add_inplace(row, b);
+            }
+        }
+    }
     if let Some(norm) = &w.q_norm {
         ops::rms_norm_rows_inplace(&mut s.q, norm, spec.rms_eps);
     }

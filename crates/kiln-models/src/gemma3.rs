@@ -57,7 +57,13 @@ impl Gemma3 {
                         n_heads: cfg.n_heads,
                         n_kv_heads: cfg.n_kv_heads,
                         head_dim: hd,
-                        rope: Rope { style: RopeStyle::Neox, n_dims: cfg.rope_dims, freq_base, freq_scale },
+                        rope: Rope {
+                            style: RopeStyle::Neox,
+                            n_dims: cfg.rope_dims,
+                            freq_base,
+                            freq_scale,
+                            freq_factors: None,
+                        },
                         rms_eps: cfg.rms_eps,
                         // Gemma scales by 1/√head_dim (query_pre_attn_scalar = head_dim below 27B).
                         scale: 1.0 / (hd as f32).sqrt(),

@@ -1,7 +1,9 @@
-//! Llama-style decoder (Llama 2/3, SmolLM2, Mistral-style dense models):
+//! Llama-style decoder (Llama 2/3, SmolLM2, Mistral-style dense models, Qwen 2 and 3):
 //! pre-norm blocks of RMSNorm → attention (RoPE, GQA) → residual → RMSNorm → SwiGLU → residual.
+//! Qwen 2 adds biases to the query, key and value projections (loaded when the file has
+//! them), Qwen 3 per-head RMS norms of queries and keys; both rotate with NeoX-style RoPE.
 
-use crate::config::ModelConfig;
+use crate::config::{Architecture, ModelConfig};
 use crate::decoder::{
     feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx,
 };
@@ -40,7 +42,7 @@ impl Llama {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(LlamaLayer {
                     attn_norm: t.vector(&n("attn_norm"), d)?,
-                    attn: AttnWeights::load(t, cfg, i, false)?,
+                    attn: AttnWeights::load(t, cfg, i, cfg.arch == Architecture::Qwen3)?,
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
                     ffn: FfnWeights::load(t, cfg, i)?,
                 })
@@ -56,10 +58,19 @@ impl Llama {
                 n_kv_heads: cfg.n_kv_heads,
                 head_dim: hd,
                 rope: Rope {
-                    style: RopeStyle::Normal,
+                    style: match cfg.arch {
+                        Architecture::Qwen2 | Architecture::Qwen3 => RopeStyle::Neox,
+                        _ => RopeStyle::Normal,
+                    },
                     n_dims: cfg.rope_dims,
                     freq_base: cfg.rope_freq_base,
                     freq_scale: cfg.rope_freq_scale,
+                    // Llama 3.1+ scale their RoPE per frequency; the converter stores the factors.
+                    freq_factors: if t.has("rope_freqs.weight") {
+                        Some(t.vector("rope_freqs.weight", cfg.rope_dims / 2)?.into())
+                    } else {
+                        None
+                    },
                 },
                 rms_eps: cfg.rms_eps,
                 scale: 1.0 / (hd as f32).sqrt(),

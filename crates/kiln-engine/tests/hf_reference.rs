@@ -1,0 +1,110 @@
+//! Architectures without a small real model here, checked against Hugging Face
+//! `transformers` on the same weights: tiny random-weight models (F32), converted to GGUF by
+//! llama.cpp's own converter, with transformers' logits and greedy continuation recorded
+//! (`scripts/gen-hf-fixtures.py`; fixtures under `crates/kiln-models/tests/fixtures/hf/`).
+//!
+//! Tolerance: every logit within 1e-3 of transformers' plus 1e-3 of the position's logit
+//! range. Kiln stores keys and values in f16 and rounds queries and attention weights to f16
+//! (as llama.cpp does without flash attention), about 1e-3 relative; transformers computes in
+//! f32 throughout. The greedy continuation must be identical.
+
+use kiln_engine::sampler::SamplingParams;
+use kiln_engine::{Engine, EngineConfig, GenerateOptions, Sequence};
+use kiln_models::Model;
+use kiln_tokenizer::Tokenizer;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Deserialize)]
+struct Reference {
+    tokens: Vec<u32>,
+    logits: Vec<Vec<f32>>,
+    greedy: Vec<u32>,
+    /// Mistral only: logits at some positions without the sliding window.
+    full_attention: Option<FullAttention>,
+}
+
+#[derive(Deserialize)]
+struct FullAttention {
+    positions: Vec<usize>,
+    logits: Vec<Vec<f32>>,
+}
+
+fn fixture_dir(arch: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf").join(arch)
+}
+
+fn load(arch: &str) -> (Reference, Engine) {
+    let dir = fixture_dir(arch);
+    let reference: Reference =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let model = Model::load(&dir.join("model.gguf"), &mut |_, _| {}).unwrap();
+    let tokenizer = Tokenizer::from_gguf(model.file()).unwrap();
+    let config = EngineConfig { n_threads: 2, num_ctx: 256, prefill_chunk: 512 };
+    (reference, Engine::new(model, tokenizer, config).unwrap())
+}
+
+/// Compares Kiln's logits at `positions` with transformers' rows.
+fn compare(arch: &str, got: &[Vec<f32>], positions: &[usize], want: &[Vec<f32>]) {
+    let mut worst = 0f32;
+    for (&pos, want) in positions.iter().zip(want) {
+        let got = &got[pos];
+        let (lo, hi) = want.iter().fold((f32::MAX, f32::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let tolerance = 1e-3 + 1e-3 * (hi - lo);
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            let d = (g - w).abs();
+            worst = worst.max(d);
+            assert!(
+                d <= tolerance,
+                "{arch}: position {pos} logit {i}: kiln {g}, transformers {w} (tolerance {tolerance})"
+            );
+        }
+    }
+    eprintln!("{arch}: largest logit difference {worst:e} over {} positions", positions.len());
+}
+
+fn check(arch: &str) {
+    let (reference, mut engine) = load(arch);
+    let logits = engine.logits_all(&reference.tokens).unwrap();
+    assert_eq!(logits.len(), reference.logits.len());
+    let all: Vec<usize> = (0..logits.len()).collect();
+    compare(arch, &logits, &all, &reference.logits);
+
+    let mut seq = Sequence::default();
+    engine.set_tokens(&mut seq, &reference.tokens).unwrap();
+    let opts = GenerateOptions {
+        sampling: SamplingParams { repeat_penalty: 1.0, ..SamplingParams::greedy() },
+        max_tokens: Some(reference.greedy.len()),
+        stop: vec![],
+    };
+    let stats = engine.generate(&mut seq, &opts, &mut |_| true).unwrap();
+    assert_eq!(stats.generated, reference.greedy, "{arch}: greedy continuation");
+}
+
+#[test]
+fn llama_with_llama3_rope_scaling_matches_transformers() {
+    check("llama");
+}
+
+/// llama.cpp's converter writes Mistral as `llama` without its sliding window, so the GGUF
+/// runs with full attention (in llama.cpp as in Kiln). Checked: the positions the window does
+/// not reach yet, and the last positions against transformers run without the window.
+#[test]
+fn mistral_gguf_matches_transformers_with_full_attention() {
+    let (reference, mut engine) = load("mistral");
+    let logits = engine.logits_all(&reference.tokens).unwrap();
+    let full = reference.full_attention.expect("mistral's reference has full-attention rows");
+    let early: Vec<usize> = (0..8).collect();
+    compare("mistral", &logits, &early, &reference.logits[..8]);
+    compare("mistral", &logits, &full.positions, &full.logits);
+}
+
+#[test]
+fn qwen2_matches_transformers() {
+    check("qwen2");
+}
+
+#[test]
+fn qwen3_matches_transformers() {
+    check("qwen3");
+}
