@@ -103,6 +103,17 @@ ARCHS = {
                   tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
                   rope_scaling=dict(rope_type="llama3", factor=8.0, low_freq_factor=1.0,
                                     high_freq_factor=4.0, original_max_position_embeddings=64)),
+    # Mixture of experts: 4 experts of FFN width 32, 2 per token, softmax router with the top-2
+    # weights renormalized; every layer sparse.
+    "qwen3moe": dict(model_type="qwen3_moe", rope_theta=1000000.0, tie_word_embeddings=False,
+                     num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                     norm_topk_prob=True, decoder_sparse_step=1, mlp_only_layers=[]),
+    # Qwen2 MoE: q/k/v biases, routed experts with top-2 weights NOT renormalized, plus a shared
+    # expert (FFN width 32) scaled by a sigmoid gate.
+    "qwen2moe": dict(model_type="qwen2_moe", rope_theta=1000000.0, tie_word_embeddings=False,
+                     qkv_bias=True, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                     shared_expert_intermediate_size=32, norm_topk_prob=False,
+                     decoder_sparse_step=1, mlp_only_layers=[]),
 }
 
 
