@@ -11,6 +11,10 @@ pub enum Architecture {
     Qwen2,
     /// Llama-style with per-head RMS norms of queries and keys and NeoX RoPE.
     Qwen3,
+    /// Qwen 2 attention with a mixture of experts plus a gated shared expert.
+    Qwen2Moe,
+    /// Qwen 3 attention with a mixture of experts (top-k weights renormalised).
+    Qwen3Moe,
     Gemma3,
 }
 
@@ -20,6 +24,8 @@ impl Architecture {
             "llama" => Ok(Architecture::Llama),
             "qwen2" => Ok(Architecture::Qwen2),
             "qwen3" => Ok(Architecture::Qwen3),
+            "qwen2moe" => Ok(Architecture::Qwen2Moe),
+            "qwen3moe" => Ok(Architecture::Qwen3Moe),
             "gemma3" => Ok(Architecture::Gemma3),
             other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
         }
@@ -31,6 +37,8 @@ impl Architecture {
             Architecture::Llama => "llama",
             Architecture::Qwen2 => "qwen2",
             Architecture::Qwen3 => "qwen3",
+            Architecture::Qwen2Moe => "qwen2moe",
+            Architecture::Qwen3Moe => "qwen3moe",
             Architecture::Gemma3 => "gemma3",
         }
     }
@@ -62,6 +70,23 @@ pub struct ModelConfig {
     /// Every how many layers a global-attention layer comes (Gemma 3: 6, the last of each group).
     pub swa_pattern: usize,
     pub vocab_size: usize,
+    /// The mixture of experts, for MoE architectures.
+    pub moe: Option<MoeConfig>,
+}
+
+/// Shape of a mixture-of-experts feed-forward block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MoeConfig {
+    pub n_expert: usize,
+    /// Experts each token is routed to.
+    pub n_used: usize,
+    /// Hidden width of one expert.
+    pub n_ff_expert: usize,
+    /// Hidden width of the shared expert, for models that have one (Qwen 2 MoE).
+    pub n_ff_shared: Option<usize>,
+    /// Whether the chosen experts' weights are rescaled to sum to one (llama.cpp decides by
+    /// architecture: Qwen 3 MoE yes, Qwen 2 MoE no).
+    pub normalize_top_k: bool,
 }
 
 impl ModelConfig {
@@ -140,14 +165,35 @@ impl ModelConfig {
         };
         let sliding_window = match arch {
             Architecture::Gemma3 => opt("attention.sliding_window")?.filter(|&w| w > 0).map(|w| w as u32),
-            Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3 => None,
+            _ => None,
         };
         let rms_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
+        let moe = match arch {
+            Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
+                let n_expert = req("expert_count")?;
+                let n_used = req("expert_used_count")?;
+                if n_used > n_expert {
+                    return Err(ModelError::BadMetadata {
+                        key: key("expert_used_count"),
+                        problem: format!("{n_used} experts per token of {n_expert}"),
+                    });
+                }
+                Some(MoeConfig {
+                    n_expert,
+                    n_used,
+                    n_ff_expert: req("expert_feed_forward_length")?,
+                    n_ff_shared: opt("expert_shared_feed_forward_length")?,
+                    normalize_top_k: arch == Architecture::Qwen3Moe,
+                })
+            }
+            _ => None,
+        };
         Ok(ModelConfig {
             arch,
             n_layers: req("block_count")?,
             n_embd,
-            n_ff: req("feed_forward_length")?,
+            // MoE files may describe only their experts' width.
+            n_ff: if moe.is_some() { opt("feed_forward_length")?.unwrap_or(0) } else { req("feed_forward_length")? },
             n_heads,
             n_kv_heads,
             head_dim,
@@ -160,6 +206,7 @@ impl ModelConfig {
             sliding_window,
             swa_pattern: opt("attention.sliding_window_pattern")?.unwrap_or(6),
             vocab_size,
+            moe,
         })
     }
 

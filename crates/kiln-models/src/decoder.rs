@@ -27,6 +27,8 @@ pub struct Scratch {
     pub gate: Vec<f32>,
     pub up: Vec<f32>,
     pub mm: MatmulScratch,
+    /// Buffers of mixture-of-experts blocks.
+    pub moe: crate::moe::MoeScratch,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -50,6 +52,13 @@ impl StepCtx<'_> {
         let n = self.n_tokens();
         resize(y, n * w.rows);
         matmul(self.pool, &w.view(self.file), x, n, y, mm);
+    }
+
+    /// `y = x · Wᵀ` for `m` rows of `x` that are not the step's tokens (those routed to one
+    /// expert, say).
+    pub fn linear_rows(&self, w: &Weight, x: &[f32], m: usize, y: &mut Vec<f32>, mm: &mut MatmulScratch) {
+        resize(y, m * w.rows);
+        matmul(self.pool, &w.view(self.file), x, m, y, mm);
     }
 
     /// Several products over the same input as one parallel job (see `matmul_group`).

@@ -11,6 +11,7 @@ mod gemma3;
 mod kv;
 mod llama;
 mod model;
+mod moe;
 mod weights;
 
 pub use batch::Batch;

@@ -2,12 +2,14 @@
 //! pre-norm blocks of RMSNorm → attention (RoPE, GQA) → residual → RMSNorm → SwiGLU → residual.
 //! Qwen 2 adds biases to the query, key and value projections (loaded when the file has
 //! them), Qwen 3 per-head RMS norms of queries and keys; both rotate with NeoX-style RoPE.
+//! Their MoE variants replace the feed-forward block with a mixture of experts (`moe.rs`).
 
 use crate::config::{Architecture, ModelConfig};
 use crate::decoder::{
     feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx,
 };
 use crate::kv::KvCache;
+use crate::moe::{moe_forward, MoeWeights};
 use crate::weights::{TensorLoader, Weight};
 use crate::ModelError;
 use kiln_kernels::{ops, Rope, RopeStyle};
@@ -18,7 +20,13 @@ pub struct LlamaLayer {
     attn: AttnWeights,
     /// `[n_embd]`
     ffn_norm: Vec<f32>,
-    ffn: FfnWeights,
+    ffn: Ffn,
+}
+
+/// A layer's feed-forward block: dense, or a mixture of experts.
+enum Ffn {
+    Dense(FfnWeights),
+    Experts(MoeWeights),
 }
 
 pub struct Llama {
@@ -42,9 +50,17 @@ impl Llama {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(LlamaLayer {
                     attn_norm: t.vector(&n("attn_norm"), d)?,
-                    attn: AttnWeights::load(t, cfg, i, cfg.arch == Architecture::Qwen3)?,
+                    attn: AttnWeights::load(
+                        t,
+                        cfg,
+                        i,
+                        matches!(cfg.arch, Architecture::Qwen3 | Architecture::Qwen3Moe),
+                    )?,
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
-                    ffn: FfnWeights::load(t, cfg, i)?,
+                    ffn: match cfg.moe {
+                        Some(moe) => Ffn::Experts(MoeWeights::load(t, cfg, moe, i)?),
+                        None => Ffn::Dense(FfnWeights::load(t, cfg, i)?),
+                    },
                 })
             })
             .collect::<Result<_, ModelError>>()?;
@@ -59,7 +75,9 @@ impl Llama {
                 head_dim: hd,
                 rope: Rope {
                     style: match cfg.arch {
-                        Architecture::Qwen2 | Architecture::Qwen3 => RopeStyle::Neox,
+                        Architecture::Qwen2 | Architecture::Qwen3 | Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
+                            RopeStyle::Neox
+                        }
                         _ => RopeStyle::Normal,
                     },
                     n_dims: cfg.rope_dims,
@@ -88,7 +106,14 @@ impl Llama {
             self_attention(ctx, &layer.attn, &self.spec, il, kv, s);
             ops::add_inplace(&mut x, &s.out);
             rms_norm_rows(&x, &layer.ffn_norm, self.eps, &mut s.h);
-            feed_forward(ctx, &layer.ffn, Gating::Silu, s);
+            match &layer.ffn {
+                Ffn::Dense(ffn) => feed_forward(ctx, ffn, Gating::Silu, s),
+                Ffn::Experts(moe) => {
+                    let mut m = std::mem::take(&mut s.moe);
+                    moe_forward(ctx, moe, s, &mut m);
+                    s.moe = m;
+                }
+            }
             ops::add_inplace(&mut x, &s.out);
         }
         let out = logits(ctx, &x, &self.output_norm, self.eps, &self.output, s);

@@ -43,9 +43,11 @@ impl Model {
         let config = ModelConfig::from_gguf(&file)?;
         let loader = TensorLoader::new(&file);
         let network = match config.arch {
-            Architecture::Llama | Architecture::Qwen2 | Architecture::Qwen3 => {
-                Network::Llama(Llama::load(&config, &loader)?)
-            }
+            Architecture::Llama
+            | Architecture::Qwen2
+            | Architecture::Qwen3
+            | Architecture::Qwen2Moe
+            | Architecture::Qwen3Moe => Network::Llama(Llama::load(&config, &loader)?),
             Architecture::Gemma3 => Network::Gemma3(Gemma3::load(&config, &loader)?),
         };
         Ok(Model { file, config, network })

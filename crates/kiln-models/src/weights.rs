@@ -9,6 +9,8 @@ use kiln_kernels::QMatrix;
 #[derive(Clone, Copy, Debug)]
 pub struct Weight {
     tensor: usize,
+    /// Index of this matrix within a stack of equal matrices (one expert of an MoE tensor).
+    slice: usize,
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
@@ -17,7 +19,9 @@ pub struct Weight {
 impl Weight {
     /// The zero-copy view of this matrix in `file` (the file it was loaded from).
     pub fn view<'f>(&self, file: &'f GgufFile) -> QMatrix<'f> {
-        QMatrix { ty: self.ty, rows: self.rows, cols: self.cols, data: file.tensor_data(&file.tensors()[self.tensor]) }
+        let bytes = self.rows * kiln_quant::row_bytes(self.ty, self.cols);
+        let data = &file.tensor_data(&file.tensors()[self.tensor])[self.slice * bytes..(self.slice + 1) * bytes];
+        QMatrix { ty: self.ty, rows: self.rows, cols: self.cols, data }
     }
 }
 
@@ -49,6 +53,10 @@ impl<'f> TensorLoader<'f> {
         Ok((idx, t.ggml_type))
     }
 
+    pub fn file(&self) -> &'f GgufFile {
+        self.file
+    }
+
     /// Whether the file has a tensor called `name`.
     pub fn has(&self, name: &str) -> bool {
         self.file.tensor(name).is_some()
@@ -61,7 +69,17 @@ impl<'f> TensorLoader<'f> {
         if !kiln_quant::is_supported(ty) {
             return Err(ModelError::UnsupportedType { name: name.to_string(), ty });
         }
-        Ok(Weight { tensor, ty, rows, cols })
+        Ok(Weight { tensor, slice: 0, ty, rows, cols })
+    }
+
+    /// A stack of `n` matrices of `rows` × `cols` (GGUF dims `[cols, rows, n]`): the experts of
+    /// an MoE layer, one `Weight` each, all views into the one tensor.
+    pub fn matrices(&self, name: &str, n: usize, rows: usize, cols: usize) -> Result<Vec<Weight>, ModelError> {
+        let (tensor, ty) = self.find(name, &[cols as u64, rows as u64, n as u64])?;
+        if !kiln_quant::is_supported(ty) {
+            return Err(ModelError::UnsupportedType { name: name.to_string(), ty });
+        }
+        Ok((0..n).map(|slice| Weight { tensor, slice, ty, rows, cols }).collect())
     }
 
     /// The token embedding table and the output projection, `[vocab][n_embd]` each; the
