@@ -114,6 +114,10 @@ ARCHS = {
                      qkv_bias=True, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
                      shared_expert_intermediate_size=32, norm_topk_prob=False,
                      decoder_sparse_step=1, mlp_only_layers=[]),
+    # Mixtral: Llama attention with 4 experts of FFN width 32, 2 per token, softmax over the
+    # chosen two (i.e. renormalized); the GGUF is arch `llama` with expert tensors.
+    "mixtral": dict(model_type="mixtral", rope_theta=1000000.0, tie_word_embeddings=False,
+                    num_local_experts=4, num_experts_per_tok=2, intermediate_size=32, sliding_window=None),
 }
 
 
@@ -187,6 +191,11 @@ def round6(rows: torch.Tensor) -> list[list[float]]:
 MIN_ROUTER_MARGIN = 1e-3
 
 
+def n_experts(config) -> int | None:
+    """Routed experts of a mixture-of-experts config (the field's name differs by family)."""
+    return getattr(config, "num_experts", None) or getattr(config, "num_local_experts", None)
+
+
 def router_margin(model, ids: torch.Tensor) -> float:
     """The smallest gap between the last chosen and the first unchosen expert's probability, over
     every layer and position of `ids`."""
@@ -203,7 +212,7 @@ def router_margin(model, ids: torch.Tensor) -> float:
 def well_routed_tokens(model) -> list[int]:
     """The fixed tokens, or for a mixture of experts the first seed's whose whole greedy path
     routes with a clear margin (see MIN_ROUTER_MARGIN), so the reference is well conditioned."""
-    if not getattr(model.config, "num_experts", None):
+    if not n_experts(model.config):
         return fixed_tokens()
     for seed in range(1234, 1334):
         tokens = fixed_tokens(seed)
@@ -232,7 +241,7 @@ def reference(model, tokens: list[int]) -> dict:
         margin = float((top2[:, 0] - top2[:, 1]).min())
     ref = dict(tokens=tokens, logits=round6(logits), greedy=greedy,
                greedy_min_top2_margin=round(margin, 6))
-    if getattr(model.config, "num_experts", None):
+    if n_experts(model.config):
         ref["router_min_top_k_margin"] = router_margin(model, out[:, :-1])
     window = getattr(model.config, "sliding_window", None)
     if window and model.config.model_type == "mistral":

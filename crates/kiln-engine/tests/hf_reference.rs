@@ -129,3 +129,8 @@ fn qwen2moe_matches_transformers() {
 fn qwen3moe_matches_transformers() {
     check("qwen3moe");
 }
+
+#[test]
+fn mixtral_matches_transformers() {
+    check("mixtral");
+}

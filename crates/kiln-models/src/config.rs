@@ -85,7 +85,7 @@ pub struct MoeConfig {
     /// Hidden width of the shared expert, for models that have one (Qwen 2 MoE).
     pub n_ff_shared: Option<usize>,
     /// Whether the chosen experts' weights are rescaled to sum to one (llama.cpp decides by
-    /// architecture: Qwen 3 MoE yes, Qwen 2 MoE no).
+    /// architecture: Mixtral and Qwen 3 MoE yes, Qwen 2 MoE no).
     pub normalize_top_k: bool,
 }
 
@@ -168,25 +168,31 @@ impl ModelConfig {
             _ => None,
         };
         let rms_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
-        let moe = match arch {
-            Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
-                let n_expert = req("expert_count")?;
-                let n_used = req("expert_used_count")?;
-                if n_used > n_expert {
-                    return Err(ModelError::BadMetadata {
-                        key: key("expert_used_count"),
-                        problem: format!("{n_used} experts per token of {n_expert}"),
-                    });
-                }
-                Some(MoeConfig {
-                    n_expert,
-                    n_used,
-                    n_ff_expert: req("expert_feed_forward_length")?,
-                    n_ff_shared: opt("expert_shared_feed_forward_length")?,
-                    normalize_top_k: arch == Architecture::Qwen3Moe,
-                })
+        // Mixtral is written as `llama` with expert tensors; the Qwen MoE families have their own.
+        let has_experts = matches!(arch, Architecture::Qwen2Moe | Architecture::Qwen3Moe)
+            || (arch == Architecture::Llama && opt("expert_count")?.is_some_and(|n| n > 0));
+        let moe = if has_experts {
+            let n_expert = req("expert_count")?;
+            let n_used = req("expert_used_count")?;
+            if n_used > n_expert {
+                return Err(ModelError::BadMetadata {
+                    key: key("expert_used_count"),
+                    problem: format!("{n_used} experts per token of {n_expert}"),
+                });
             }
-            _ => None,
+            Some(MoeConfig {
+                n_expert,
+                n_used,
+                // Mixtral's experts have the model's FFN width; the Qwen families say theirs.
+                n_ff_expert: match opt("expert_feed_forward_length")? {
+                    Some(n) => n,
+                    None => req("feed_forward_length")?,
+                },
+                n_ff_shared: opt("expert_shared_feed_forward_length")?,
+                normalize_top_k: arch != Architecture::Qwen2Moe,
+            })
+        } else {
+            None
         };
         Ok(ModelConfig {
             arch,
