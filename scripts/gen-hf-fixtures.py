@@ -118,10 +118,46 @@ ARCHS = {
     # chosen two (i.e. renormalized); the GGUF is arch `llama` with expert tensors.
     "mixtral": dict(model_type="mixtral", rope_theta=1000000.0, tie_word_embeddings=False,
                     num_local_experts=4, num_experts_per_tok=2, intermediate_size=32, sliding_window=None),
+    # Phi-3: q/k/v fused in one matrix (attn_qkv) and gate/up fused in one (ffn_up, gate half
+    # first); plain rope. The converter needs original_max_position_embeddings even without
+    # rope scaling; equal to the context, it changes nothing.
+    "phi3": dict(model_type="phi3", rope_theta=10000.0, rms_norm_eps=1e-5,
+                 tie_word_embeddings=False, original_max_position_embeddings=256),
+    # Phi-3 with LongRoPE: per-frequency divisors (`short_factor` up to the original context of
+    # 32 positions, `long_factor` beyond it) and cos/sin scaled by sqrt(1 + ln(256/32) / ln(32)).
+    # The 40-token sequence is past the original context, so its logits use the long factors;
+    # reference.json also holds the short-factor logits of a 32-token prefix (see reference()).
+    "phi3-longrope": dict(model_type="phi3", rope_theta=10000.0, rms_norm_eps=1e-5,
+                          tie_word_embeddings=False, original_max_position_embeddings=32,
+                          rope_scaling=dict(
+                              type="longrope",
+                              short_factor=[1.0, 1.02, 1.05, 1.1, 1.15, 1.2, 1.3, 1.5],
+                              long_factor=[1.0, 1.25, 1.6, 2.0, 2.8, 4.0, 5.6, 8.0])),
+    # DeepSeek V3 (GGUF arch `deepseek2`): multi-head latent attention (q through a rank-32
+    # bottleneck with its own norm; k/v from a shared rank-16 latent plus one rope key of 8 dims
+    # shared by all heads; q/k heads of 8 unrotated + 8 rotated dims, v heads of 8), interleaved
+    # (GPT-J) rope as the real checkpoints. Layer 0 dense (FFN 128), layer 1 MoE: 4 experts of
+    # FFN 32 in 2 groups, sigmoid scores plus a correction bias pick 1 group then 2 experts, the
+    # chosen scores (without the bias) renormalized and scaled by 2.5, plus 1 ungated shared
+    # expert. scoring_func/topk_method are what the real config.json carries (transformers
+    # ignores them); the converter reads scoring_func for the gating function key.
+    # head_dim overrides COMMON's: transformers sizes the rope from it (= qk_rope_head_dim).
+    "deepseek2": dict(model_type="deepseek_v3", rope_theta=10000.0, tie_word_embeddings=False,
+                      num_key_value_heads=4, head_dim=8, q_lora_rank=32, kv_lora_rank=16,
+                      qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
+                      first_k_dense_replace=1, n_routed_experts=4, num_experts_per_tok=2,
+                      n_shared_experts=1, moe_intermediate_size=32, n_group=2, topk_group=1,
+                      routed_scaling_factor=2.5, norm_topk_prob=True, rope_interleave=True,
+                      scoring_func="sigmoid", topk_method="noaux_tc"),
 }
 
+# The tokenizer class the converter reads from tokenizer_config.json, where it matters: Phi-3's
+# converter loads a SentencePiece tokenizer.model unless the class is GPT2Tokenizer (as Phi-4
+# ships), and then reads tokenizer.json as a byte-level BPE like the other architectures.
+TOKENIZER_CLASS = {"phi3": "GPT2Tokenizer"}
 
-def build_tokenizer(hf_dir: pathlib.Path) -> PreTrainedTokenizerFast:
+
+def build_tokenizer(hf_dir: pathlib.Path, tokenizer_class: str | None = None) -> PreTrainedTokenizerFast:
     """Trains the byte-level BPE and saves tokenizer.json + tokenizer_config.json into hf_dir."""
     texts = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
     tok = Tokenizer(models.BPE())
@@ -142,6 +178,13 @@ def build_tokenizer(hf_dir: pathlib.Path) -> PreTrainedTokenizerFast:
         model_max_length=COMMON["max_position_embeddings"])
     # The chat template inline in tokenizer_config.json, where the converter and most tools look.
     fast.save_pretrained(hf_dir, save_jinja_files=False)
+    if tokenizer_class:
+        path = hf_dir / "tokenizer_config.json"
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+        cfg["tokenizer_class"] = tokenizer_class
+        # The layout save_pretrained writes.
+        path.write_text(json.dumps(cfg, indent=2, sort_keys=True, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
     return fast
 
 
@@ -164,6 +207,11 @@ def build_model(arch: str, tokenizer: PreTrainedTokenizerFast):
                 p.copy_(1.0 + INIT_STD * torch.randn_like(p))
             else:
                 p.normal_(0.0, INIT_STD)
+        # DeepSeek V3's router bias is a buffer, not a parameter, and zero by default: a bias
+        # that is never exercised cannot be checked.
+        for name, b in model.named_buffers():
+            if name.endswith("e_score_correction_bias"):
+                b.normal_(0.0, INIT_STD)
     if config.tie_word_embeddings:
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     model.eval()
@@ -192,13 +240,54 @@ MIN_ROUTER_MARGIN = 1e-3
 
 
 def n_experts(config) -> int | None:
-    """Routed experts of a mixture-of-experts config (the field's name differs by family)."""
-    return getattr(config, "num_experts", None) or getattr(config, "num_local_experts", None)
+    """The number of routed experts (Qwen MoE: num_experts; Mixtral: num_local_experts;
+    DeepSeek: n_routed_experts)."""
+    return (getattr(config, "num_experts", None) or getattr(config, "num_local_experts", None)
+            or getattr(config, "n_routed_experts", None))
+
+
+def grouped_router_margin(model, ids: torch.Tensor) -> float:
+    """router_margin for DeepSeek V3's router, recomputed from each router's input as
+    DeepseekV3TopkRouter does: sigmoid scores plus e_score_correction_bias; each group of experts
+    scored by the sum of its best two; the best `topk_group` groups kept and the other experts'
+    scores set to 0; the top `num_experts_per_tok` of those chosen. Both calls must be clear:
+    the gap between the last kept and first dropped group's score, and between the last chosen
+    and first unchosen expert's score after the groups are dropped (that second gap is also how
+    far the chosen scores are above 0, where transformers' masking and a -inf mask agree)."""
+    config = model.config
+    routers = [m for m in model.modules() if hasattr(m, "e_score_correction_bias")]
+    inputs = []
+    hooks = [r.register_forward_hook(lambda mod, args, out: inputs.append((mod, args[0])))
+             for r in routers]
+    try:
+        with torch.no_grad():
+            model(ids)
+    finally:
+        for h in hooks:
+            h.remove()
+    n, groups, k = config.n_routed_experts, config.n_group, config.num_experts_per_tok
+    margin = float("inf")
+    with torch.no_grad():
+        for router, x in inputs:
+            x = x.reshape(-1, config.hidden_size).float()
+            choice = (x @ router.weight.float().T).sigmoid() + router.e_score_correction_bias
+            group_scores = choice.view(-1, groups, n // groups).topk(2, dim=-1).values.sum(-1)
+            if config.topk_group < groups:
+                g = group_scores.sort(-1, descending=True).values
+                margin = min(margin, float((g[:, config.topk_group - 1] - g[:, config.topk_group]).min()))
+            kept = torch.zeros_like(group_scores).scatter_(
+                1, group_scores.topk(config.topk_group, dim=-1).indices, 1.0)
+            kept = kept.unsqueeze(-1).expand(-1, groups, n // groups).reshape(-1, n).bool()
+            e = choice.masked_fill(~kept, 0.0).sort(-1, descending=True).values
+            margin = min(margin, float((e[:, k - 1] - e[:, k]).min()))
+    return round(margin, 6)
 
 
 def router_margin(model, ids: torch.Tensor) -> float:
     """The smallest gap between the last chosen and the first unchosen expert's probability, over
     every layer and position of `ids`."""
+    if getattr(model.config, "n_routed_experts", None):
+        return grouped_router_margin(model, ids)
     with torch.no_grad():
         routers = model(ids, output_router_logits=True).router_logits
     k = model.config.num_experts_per_tok
@@ -259,6 +348,20 @@ def reference(model, tokens: list[int]) -> dict:
         assert not torch.allclose(full[-window:], logits[-window:])
         ref["full_attention"] = dict(positions=list(range(len(tokens) - window, len(tokens))),
                                      logits=round6(full[-window:]))
+    rope_scaling = getattr(model.config, "rope_scaling", None) or {}
+    if rope_scaling.get("type") == "longrope":
+        # transformers picks the LongRoPE factors per forward call: long ones when the call's
+        # last position is past original_max_position_embeddings (so for every position of the
+        # sequence above), short ones otherwise. llama.cpp picks them once by context size.
+        # Record what a call of exactly the original context gives (short factors), its last 8
+        # positions, so that both factor sets are checked.
+        n_orig = model.config.original_max_position_embeddings
+        with torch.no_grad():
+            short = model(ids[:, :n_orig]).logits[0].float()
+        assert not torch.allclose(short[-8:], logits[n_orig - 8:n_orig])
+        ref["longrope_short"] = dict(original_max_position_embeddings=n_orig,
+                                     positions=list(range(n_orig - 8, n_orig)),
+                                     logits=round6(short[-8:]))
     return ref
 
 
@@ -288,8 +391,13 @@ def check_gguf(gguf_path: pathlib.Path, model) -> None:
     """The GGUF holds every weight of the HF model (modulo the converter's renames/permutes)."""
     import gguf
     reader = gguf.GGUFReader(gguf_path)
-    n_gguf = sum(int(np.prod(t.shape)) for t in reader.tensors if t.name != "rope_freqs.weight")
+    # Rope tables the converter derives from the config, not weights of the model.
+    derived = {"rope_freqs.weight", "rope_factors_long.weight", "rope_factors_short.weight"}
+    n_gguf = sum(int(np.prod(t.shape)) for t in reader.tensors if t.name not in derived)
     n_hf = sum(p.numel() for p in model.parameters())  # shared tensors are counted once
+    # Saved buffers (DeepSeek's e_score_correction_bias) are weights too.
+    saved = model.state_dict().keys()
+    n_hf += sum(b.numel() for name, b in model.named_buffers() if name in saved)
     assert n_gguf == n_hf, (n_gguf, n_hf)
     assert all(t.tensor_type == gguf.GGMLQuantizationType.F32 for t in reader.tensors)
 
@@ -310,7 +418,7 @@ def main() -> None:
         hf_dir = adir / "hf"
         shutil.rmtree(adir, ignore_errors=True)
         hf_dir.mkdir(parents=True)
-        tokenizer = build_tokenizer(hf_dir)
+        tokenizer = build_tokenizer(hf_dir, TOKENIZER_CLASS.get(ARCHS[arch]["model_type"]))
         model = build_model(arch, tokenizer)
         model.save_pretrained(hf_dir, safe_serialization=True)
         # The generation config is transformers' bookkeeping, not part of the model.
