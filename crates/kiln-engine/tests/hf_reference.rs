@@ -134,3 +134,8 @@ fn qwen3moe_matches_transformers() {
 fn mixtral_matches_transformers() {
     check("mixtral");
 }
+
+#[test]
+fn phi3_matches_transformers() {
+    check("phi3");
+}

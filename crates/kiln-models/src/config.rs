@@ -15,6 +15,8 @@ pub enum Architecture {
     Qwen2Moe,
     /// Qwen 3 attention with a mixture of experts (top-k weights renormalised).
     Qwen3Moe,
+    /// Llama-style with fused QKV and gate-up projections and NeoX RoPE.
+    Phi3,
     Gemma3,
 }
 
@@ -26,6 +28,7 @@ impl Architecture {
             "qwen3" => Ok(Architecture::Qwen3),
             "qwen2moe" => Ok(Architecture::Qwen2Moe),
             "qwen3moe" => Ok(Architecture::Qwen3Moe),
+            "phi3" => Ok(Architecture::Phi3),
             "gemma3" => Ok(Architecture::Gemma3),
             other => Err(ModelError::UnsupportedArchitecture(other.to_string())),
         }
@@ -39,6 +42,7 @@ impl Architecture {
             Architecture::Qwen3 => "qwen3",
             Architecture::Qwen2Moe => "qwen2moe",
             Architecture::Qwen3Moe => "qwen3moe",
+            Architecture::Phi3 => "phi3",
             Architecture::Gemma3 => "gemma3",
         }
     }
@@ -164,7 +168,10 @@ impl ModelConfig {
                 .ok_or_else(|| ModelError::MissingKey("tokenizer.ggml.tokens".into()))?,
         };
         let sliding_window = match arch {
-            Architecture::Gemma3 => opt("attention.sliding_window")?.filter(|&w| w > 0).map(|w| w as u32),
+            // Phi 3 (mini, medium) slides every layer's window; 0 marks Phi 4's full attention.
+            Architecture::Gemma3 | Architecture::Phi3 => {
+                opt("attention.sliding_window")?.filter(|&w| w > 0).map(|w| w as u32)
+            }
             _ => None,
         };
         let rms_eps = file.get_f32(&key("attention.layer_norm_rms_epsilon"))?.unwrap_or(1e-5);
@@ -210,7 +217,10 @@ impl ModelConfig {
             rope_freq_base_swa: file.get_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0),
             context_length: opt("context_length")?.unwrap_or(2048),
             sliding_window,
-            swa_pattern: opt("attention.sliding_window_pattern")?.unwrap_or(6),
+            swa_pattern: match arch {
+                Architecture::Phi3 => 0,
+                _ => opt("attention.sliding_window_pattern")?.unwrap_or(6),
+            },
             vocab_size,
             moe,
         })

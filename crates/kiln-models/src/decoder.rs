@@ -121,6 +121,26 @@ pub struct AttnWeights {
 }
 
 impl AttnWeights {
+    /// Phi 3's layer `il`: one fused `attn_qkv` tensor, viewed as its three parts.
+    pub fn load_fused(t: &TensorLoader, cfg: &ModelConfig, il: usize) -> Result<AttnWeights, ModelError> {
+        let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let (q_len, kv_len) = (cfg.n_heads * hd, cfg.n_kv_heads * hd);
+        let n = |s: &str| format!("blk.{il}.{s}.weight");
+        let [wq, wk, wv]: [Weight; 3] =
+            t.split_rows(&n("attn_qkv"), &[q_len, kv_len, kv_len], d)?.try_into().expect("three parts were asked for");
+        Ok(AttnWeights {
+            wq,
+            wk,
+            wv,
+            wo: t.matrix(&n("attn_output"), d, q_len)?,
+            q_norm: None,
+            k_norm: None,
+            bq: None,
+            bk: None,
+            bv: None,
+        })
+    }
+
     /// Layer `il`'s projections under llama.cpp's names; with `qk_norm`, also the per-head
     /// query and key norms.
     pub fn load(t: &TensorLoader, cfg: &ModelConfig, il: usize, qk_norm: bool) -> Result<AttnWeights, ModelError> {
@@ -225,6 +245,16 @@ pub struct FfnWeights {
 }
 
 impl FfnWeights {
+    /// Phi 3's layer `il`: gate and up fused in one `ffn_up` tensor (gate first).
+    pub fn load_fused(t: &TensorLoader, cfg: &ModelConfig, il: usize) -> Result<FfnWeights, ModelError> {
+        let n = |s: &str| format!("blk.{il}.{s}.weight");
+        let [gate, up]: [Weight; 2] = t
+            .split_rows(&n("ffn_up"), &[cfg.n_ff, cfg.n_ff], cfg.n_embd)?
+            .try_into()
+            .expect("two parts were asked for");
+        Ok(FfnWeights { gate, up, down: t.matrix(&n("ffn_down"), cfg.n_embd, cfg.n_ff)? })
+    }
+
     /// Layer `il`'s feed-forward matrices under llama.cpp's names.
     pub fn load(t: &TensorLoader, cfg: &ModelConfig, il: usize) -> Result<FfnWeights, ModelError> {
         let n = |s: &str| format!("blk.{il}.{s}.weight");

@@ -3,6 +3,7 @@
 //! Qwen 2 adds biases to the query, key and value projections (loaded when the file has
 //! them), Qwen 3 per-head RMS norms of queries and keys; both rotate with NeoX-style RoPE.
 //! Their MoE variants replace the feed-forward block with a mixture of experts (`moe.rs`).
+//! Phi 3 fuses the QKV and gate-up projections into one tensor each, viewed here as parts.
 
 use crate::config::{Architecture, ModelConfig};
 use crate::decoder::{
@@ -50,15 +51,15 @@ impl Llama {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(LlamaLayer {
                     attn_norm: t.vector(&n("attn_norm"), d)?,
-                    attn: AttnWeights::load(
-                        t,
-                        cfg,
-                        i,
-                        matches!(cfg.arch, Architecture::Qwen3 | Architecture::Qwen3Moe),
-                    )?,
+                    attn: match cfg.arch {
+                        Architecture::Phi3 => AttnWeights::load_fused(t, cfg, i)?,
+                        Architecture::Qwen3 | Architecture::Qwen3Moe => AttnWeights::load(t, cfg, i, true)?,
+                        _ => AttnWeights::load(t, cfg, i, false)?,
+                    },
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
                     ffn: match cfg.moe {
                         Some(moe) => Ffn::Experts(MoeWeights::load(t, cfg, moe, i)?),
+                        None if cfg.arch == Architecture::Phi3 => Ffn::Dense(FfnWeights::load_fused(t, cfg, i)?),
                         None => Ffn::Dense(FfnWeights::load(t, cfg, i)?),
                     },
                 })
@@ -75,9 +76,11 @@ impl Llama {
                 head_dim: hd,
                 rope: Rope {
                     style: match cfg.arch {
-                        Architecture::Qwen2 | Architecture::Qwen3 | Architecture::Qwen2Moe | Architecture::Qwen3Moe => {
-                            RopeStyle::Neox
-                        }
+                        Architecture::Qwen2
+                        | Architecture::Qwen3
+                        | Architecture::Qwen2Moe
+                        | Architecture::Qwen3Moe
+                        | Architecture::Phi3 => RopeStyle::Neox,
                         _ => RopeStyle::Normal,
                     },
                     n_dims: cfg.rope_dims,
@@ -92,7 +95,8 @@ impl Llama {
                 },
                 rms_eps: cfg.rms_eps,
                 scale: 1.0 / (hd as f32).sqrt(),
-                window: None,
+                // Only Phi 3 has a window among these, on every layer.
+                window: cfg.sliding_window,
             },
             eps: cfg.rms_eps,
         })

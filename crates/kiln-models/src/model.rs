@@ -47,7 +47,8 @@ impl Model {
             | Architecture::Qwen2
             | Architecture::Qwen3
             | Architecture::Qwen2Moe
-            | Architecture::Qwen3Moe => Network::Llama(Llama::load(&config, &loader)?),
+            | Architecture::Qwen3Moe
+            | Architecture::Phi3 => Network::Llama(Llama::load(&config, &loader)?),
             Architecture::Gemma3 => Network::Gemma3(Gemma3::load(&config, &loader)?),
         };
         Ok(Model { file, config, network })

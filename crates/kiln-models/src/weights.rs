@@ -9,8 +9,9 @@ use kiln_kernels::QMatrix;
 #[derive(Clone, Copy, Debug)]
 pub struct Weight {
     tensor: usize,
-    /// Index of this matrix within a stack of equal matrices (one expert of an MoE tensor).
-    slice: usize,
+    /// Where this matrix starts within its tensor, in rows: one expert of an MoE tensor, or
+    /// one part of a fused projection (Phi 3's QKV).
+    first_row: usize,
     pub ty: GgmlType,
     pub rows: usize,
     pub cols: usize,
@@ -19,8 +20,9 @@ pub struct Weight {
 impl Weight {
     /// The zero-copy view of this matrix in `file` (the file it was loaded from).
     pub fn view<'f>(&self, file: &'f GgufFile) -> QMatrix<'f> {
-        let bytes = self.rows * kiln_quant::row_bytes(self.ty, self.cols);
-        let data = &file.tensor_data(&file.tensors()[self.tensor])[self.slice * bytes..(self.slice + 1) * bytes];
+        let row = kiln_quant::row_bytes(self.ty, self.cols);
+        let start = self.first_row * row;
+        let data = &file.tensor_data(&file.tensors()[self.tensor])[start..start + self.rows * row];
         QMatrix { ty: self.ty, rows: self.rows, cols: self.cols, data }
     }
 }
@@ -69,7 +71,22 @@ impl<'f> TensorLoader<'f> {
         if !kiln_quant::is_supported(ty) {
             return Err(ModelError::UnsupportedType { name: name.to_string(), ty });
         }
-        Ok(Weight { tensor, slice: 0, ty, rows, cols })
+        Ok(Weight { tensor, first_row: 0, ty, rows, cols })
+    }
+
+    /// A fused matrix of `parts.iter().sum()` rows split into consecutive parts of `parts[i]`
+    /// rows each, all views into the one tensor (Phi 3's QKV and gate-up projections).
+    pub fn split_rows(&self, name: &str, parts: &[usize], cols: usize) -> Result<Vec<Weight>, ModelError> {
+        let whole = self.matrix(name, parts.iter().sum(), cols)?;
+        let mut first_row = 0;
+        Ok(parts
+            .iter()
+            .map(|&rows| {
+                let w = Weight { first_row, rows, ..whole };
+                first_row += rows;
+                w
+            })
+            .collect())
     }
 
     /// A stack of `n` matrices of `rows` × `cols` (GGUF dims `[cols, rows, n]`): the experts of
@@ -79,7 +96,7 @@ impl<'f> TensorLoader<'f> {
         if !kiln_quant::is_supported(ty) {
             return Err(ModelError::UnsupportedType { name: name.to_string(), ty });
         }
-        Ok((0..n).map(|slice| Weight { tensor, slice, ty, rows, cols }).collect())
+        Ok((0..n).map(|e| Weight { tensor, first_row: e * rows, ty, rows, cols }).collect())
     }
 
     /// The token embedding table and the output projection, `[vocab][n_embd]` each; the
