@@ -112,10 +112,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(model: Model, tokenizer: Tokenizer, config: EngineConfig) -> Result<Engine, EngineError> {
+    pub fn new(mut model: Model, tokenizer: Tokenizer, config: EngineConfig) -> Result<Engine, EngineError> {
         if config.num_ctx == 0 {
             return Err(EngineError::ZeroContext);
         }
+        model.set_context(config.num_ctx);
         let n_blocks = config.num_ctx.div_ceil(BLOCK_SIZE);
         let kv = model.new_kv_cache(n_blocks, BLOCK_SIZE);
         Ok(Engine {

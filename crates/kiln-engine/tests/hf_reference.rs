@@ -22,6 +22,8 @@ struct Reference {
     greedy: Vec<u32>,
     /// Mistral only: logits at some positions without the sliding window.
     full_attention: Option<FullAttention>,
+    /// Phi 3 LongRoPE only: logits of a prefix within the original context (short factors).
+    longrope_short: Option<FullAttention>,
     /// MoE only: the smallest gap between the last chosen and the first unchosen expert's
     /// probability along the whole path. Kiln's probabilities differ from transformers' by
     /// about 1e-5, so a path with a closer call could route a token differently and diverge;
@@ -40,12 +42,16 @@ fn fixture_dir(arch: &str) -> PathBuf {
 }
 
 fn load(arch: &str) -> (Reference, Engine) {
+    load_with_context(arch, 256)
+}
+
+fn load_with_context(arch: &str, num_ctx: usize) -> (Reference, Engine) {
     let dir = fixture_dir(arch);
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
     let model = Model::load(&dir.join("model.gguf"), &mut |_, _| {}).unwrap();
     let tokenizer = Tokenizer::from_gguf(model.file()).unwrap();
-    let config = EngineConfig { n_threads: 2, num_ctx: 256, prefill_chunk: 512 };
+    let config = EngineConfig { n_threads: 2, num_ctx, prefill_chunk: 512 };
     (reference, Engine::new(model, tokenizer, config).unwrap())
 }
 
@@ -138,4 +144,15 @@ fn mixtral_matches_transformers() {
 #[test]
 fn phi3_matches_transformers() {
     check("phi3");
+}
+
+/// With a context beyond the original 32 tokens the long factors apply (all 40 positions and
+/// the greedy continuation); within it, the short ones (a 32-token prefix).
+#[test]
+fn phi3_longrope_matches_transformers_with_both_factor_sets() {
+    check("phi3-longrope");
+    let (reference, mut engine) = load_with_context("phi3-longrope", 32);
+    let short = reference.longrope_short.expect("the LongRoPE reference has short-factor rows");
+    let logits = engine.logits_all(&reference.tokens[..32]).unwrap();
+    compare("phi3-longrope (short)", &logits, &short.positions, &short.logits);
 }

@@ -56,6 +56,8 @@ pub struct Rope {
     /// Per-pair divisors of the rotation frequency (`n_dims / 2` of them): Llama 3.1+'s RoPE
     /// scaling, which GGUF files carry as the `rope_freqs.weight` tensor.
     pub freq_factors: Option<std::sync::Arc<[f32]>>,
+    /// Multiplies cos and sin (LongRoPE's attention factor; 1.0 = none).
+    pub attn_factor: f32,
 }
 
 impl Rope {
@@ -69,8 +71,8 @@ impl Rope {
         for (i, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).take(self.n_dims / 2).enumerate() {
             let factor = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
             let t = self.freq_scale * (theta / factor);
-            *c = t.cos();
-            *s = t.sin();
+            *c = t.cos() * self.attn_factor;
+            *s = t.sin() * self.attn_factor;
             theta *= theta_scale;
         }
     }
@@ -200,7 +202,8 @@ mod tests {
     #[test]
     fn rope_rotates_pairs_and_keeps_norm() {
         for style in [RopeStyle::Normal, RopeStyle::Neox] {
-            let rope = Rope { style, n_dims: 8, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None };
+            let rope =
+                Rope { style, n_dims: 8, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None, attn_factor: 1.0 };
             let orig: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
             let mut x = orig.clone();
             rope.apply(&mut x, 8, 7);
@@ -223,7 +226,14 @@ mod tests {
 
     #[test]
     fn frequency_factors_slow_their_pairs_down() {
-        let plain = Rope { style: RopeStyle::Neox, n_dims: 4, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None };
+        let plain = Rope {
+            style: RopeStyle::Neox,
+            n_dims: 4,
+            freq_base: 10000.0,
+            freq_scale: 1.0,
+            freq_factors: None,
+            attn_factor: 1.0,
+        };
         let scaled = Rope { freq_factors: Some(vec![1.0, 8.0].into()), ..plain.clone() };
         let (mut c0, mut s0, mut c1, mut s1) = ([0f32; 2], [0f32; 2], [0f32; 2], [0f32; 2]);
         plain.cos_sin(5, &mut c0, &mut s0);
@@ -232,11 +242,23 @@ mod tests {
         assert_eq!((c0[0], s0[0]), (c1[0], s1[0]));
         let slow = 5.0 * 10000f32.powf(-0.5) / 8.0;
         assert!((c1[1] - slow.cos()).abs() < 1e-6 && (s1[1] - slow.sin()).abs() < 1e-6);
+        // The attention factor scales both.
+        let louder = Rope { attn_factor: 2.0, ..plain.clone() };
+        let (mut c2, mut s2) = ([0f32; 2], [0f32; 2]);
+        louder.cos_sin(5, &mut c2, &mut s2);
+        assert_eq!((c2[1], s2[1]), (2.0 * c0[1], 2.0 * s0[1]));
     }
 
     #[test]
     fn partial_rope_leaves_the_tail() {
-        let rope = Rope { style: RopeStyle::Neox, n_dims: 4, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None };
+        let rope = Rope {
+            style: RopeStyle::Neox,
+            n_dims: 4,
+            freq_base: 10000.0,
+            freq_scale: 1.0,
+            freq_factors: None,
+            attn_factor: 1.0,
+        };
         let orig: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
         let mut x = orig.clone();
         rope.apply(&mut x, 8, 3);

@@ -65,6 +65,10 @@ pub struct ModelConfig {
     pub rope_freq_base: f32,
     /// Linear RoPE scaling factor from `rope.scaling.factor` (1.0 = none).
     pub rope_freq_scale: f32,
+    /// Context the RoPE was trained for before scaling (LongRoPE picks its factors by it).
+    pub rope_orig_ctx: Option<usize>,
+    /// Multiplier of cos and sin (LongRoPE's attention factor; 1.0 = none).
+    pub rope_attn_factor: f32,
     /// RoPE base of sliding-window layers, where it differs (Gemma 3: 10 000).
     pub rope_freq_base_swa: f32,
     /// Context length the model was trained for.
@@ -215,6 +219,8 @@ impl ModelConfig {
             rope_freq_base: file.get_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0),
             rope_freq_scale,
             rope_freq_base_swa: file.get_f32(&key("rope.freq_base_swa"))?.unwrap_or(10_000.0),
+            rope_orig_ctx: opt("rope.scaling.original_context_length")?,
+            rope_attn_factor: file.get_f32(&key("rope.scaling.attn_factor"))?.unwrap_or(1.0),
             context_length: opt("context_length")?.unwrap_or(2048),
             sliding_window,
             swa_pattern: match arch {

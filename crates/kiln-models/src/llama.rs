@@ -40,11 +40,29 @@ pub struct Llama {
     output: Weight,
     spec: AttnSpec,
     eps: f32,
+    longrope: Option<LongRope>,
+}
+
+/// LongRoPE's two sets of per-frequency divisors: short within the original context, long
+/// beyond it (`rope_factors_short.weight`, `rope_factors_long.weight`).
+struct LongRope {
+    short: std::sync::Arc<[f32]>,
+    long: std::sync::Arc<[f32]>,
+    orig_ctx: usize,
 }
 
 impl Llama {
     pub fn load(cfg: &ModelConfig, t: &TensorLoader) -> Result<Llama, ModelError> {
         let (d, hd) = (cfg.n_embd, cfg.head_dim);
+        let longrope = if t.has("rope_factors_long.weight") {
+            Some(LongRope {
+                short: t.vector("rope_factors_short.weight", cfg.rope_dims / 2)?.into(),
+                long: t.vector("rope_factors_long.weight", cfg.rope_dims / 2)?.into(),
+                orig_ctx: cfg.rope_orig_ctx.unwrap_or(cfg.context_length),
+            })
+        } else {
+            None
+        };
         let (token_embd, output) = t.embedding_and_output(cfg.vocab_size, d)?;
         let layers = (0..cfg.n_layers)
             .map(|i| {
@@ -87,11 +105,14 @@ impl Llama {
                     freq_base: cfg.rope_freq_base,
                     freq_scale: cfg.rope_freq_scale,
                     // Llama 3.1+ scale their RoPE per frequency; the converter stores the factors.
+                    // LongRoPE models (Phi 3) start on their short factors; `set_context`
+                    // switches to the long ones for contexts beyond the original.
                     freq_factors: if t.has("rope_freqs.weight") {
                         Some(t.vector("rope_freqs.weight", cfg.rope_dims / 2)?.into())
                     } else {
-                        None
+                        longrope.as_ref().map(|l| l.short.clone())
                     },
+                    attn_factor: cfg.rope_attn_factor,
                 },
                 rms_eps: cfg.rms_eps,
                 scale: 1.0 / (hd as f32).sqrt(),
@@ -99,7 +120,17 @@ impl Llama {
                 window: cfg.sliding_window,
             },
             eps: cfg.rms_eps,
+            longrope,
         })
+    }
+
+    /// Chooses LongRoPE's factors for sequences of up to `num_ctx` tokens, as llama.cpp does:
+    /// the long ones when the context exceeds the original.
+    pub fn set_context(&mut self, num_ctx: usize) {
+        if let Some(l) = &self.longrope {
+            let factors = if num_ctx > l.orig_ctx { &l.long } else { &l.short };
+            self.spec.rope.freq_factors = Some(factors.clone());
+        }
     }
 
     pub fn forward(&self, ctx: &StepCtx, kv: &mut KvCache, s: &mut Scratch) -> Vec<f32> {

@@ -80,6 +80,14 @@ impl Model {
         &self.file
     }
 
+    /// Prepares the model for sequences of up to `num_ctx` tokens (LongRoPE models pick their
+    /// RoPE factors by it).
+    pub fn set_context(&mut self, num_ctx: usize) {
+        if let Network::Llama(m) = &mut self.network {
+            m.set_context(num_ctx);
+        }
+    }
+
     /// An empty KV cache of `n_blocks` blocks of `block_size` token slots for this model.
     pub fn new_kv_cache(&self, n_blocks: usize, block_size: usize) -> KvCache {
         let c = &self.config;
