@@ -224,16 +224,21 @@ mod tests {
         }
     }
 
-    #[test]
-    fn frequency_factors_slow_their_pairs_down() {
-        let plain = Rope {
+    /// Plain NeoX RoPE over the first 4 dimensions of each head.
+    fn neox4() -> Rope {
+        Rope {
             style: RopeStyle::Neox,
             n_dims: 4,
             freq_base: 10000.0,
             freq_scale: 1.0,
             freq_factors: None,
             attn_factor: 1.0,
-        };
+        }
+    }
+
+    #[test]
+    fn frequency_factors_slow_their_pairs_down() {
+        let plain = neox4();
         let scaled = Rope { freq_factors: Some(vec![1.0, 8.0].into()), ..plain.clone() };
         let (mut c0, mut s0, mut c1, mut s1) = ([0f32; 2], [0f32; 2], [0f32; 2], [0f32; 2]);
         plain.cos_sin(5, &mut c0, &mut s0);
@@ -251,14 +256,7 @@ mod tests {
 
     #[test]
     fn partial_rope_leaves_the_tail() {
-        let rope = Rope {
-            style: RopeStyle::Neox,
-            n_dims: 4,
-            freq_base: 10000.0,
-            freq_scale: 1.0,
-            freq_factors: None,
-            attn_factor: 1.0,
-        };
+        let rope = neox4();
         let orig: Vec<f32> = (0..8).map(|i| i as f32 + 1.0).collect();
         let mut x = orig.clone();
         rope.apply(&mut x, 8, 3);
