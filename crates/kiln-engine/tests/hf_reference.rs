@@ -6,7 +6,8 @@
 //! Tolerance: every logit within 1e-3 of transformers' plus 1e-3 of the position's logit
 //! range. Kiln stores keys and values in f16 and rounds queries and attention weights to f16
 //! (as llama.cpp does without flash attention), about 1e-3 relative; transformers computes in
-//! f32 throughout. The greedy continuation must be identical.
+//! f32 throughout. The greedy continuation must be identical up to the reference's first
+//! end-of-turn token (transformers generated past it; Kiln stops there).
 
 use kiln_engine::sampler::SamplingParams;
 use kiln_engine::{Engine, EngineConfig, GenerateOptions, Sequence};

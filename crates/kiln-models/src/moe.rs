@@ -33,6 +33,10 @@ pub struct MoeScratch {
     result: Vec<f32>,
     /// Output being summed `[n_tokens][n_embd]`.
     sum: Vec<f32>,
+    /// Per expert: the (token, weight) pairs routed to it this step.
+    routed: Vec<Vec<(usize, f32)>>,
+    /// One token's choice.
+    chosen: Vec<(usize, f32)>,
 }
 
 impl MoeWeights {
@@ -66,23 +70,32 @@ impl MoeWeights {
     }
 }
 
-/// The experts chosen for one token's router scores and their weights: softmax over all
-/// experts, the `k` most probable (ties to the lower index, as a stable sort gives), their
-/// probabilities optionally renormalised to sum to one.
-pub fn route(scores: &[f32], k: usize, normalize: bool) -> Vec<(usize, f32)> {
+/// The experts chosen for one token's router scores and their weights, into `chosen`:
+/// softmax over all experts, the `k` most probable (ties to the lower index), their
+/// probabilities optionally renormalised to sum to one. Allocates nothing: it runs for every
+/// token of every MoE layer.
+pub fn route(scores: &[f32], k: usize, normalize: bool, chosen: &mut Vec<(usize, f32)>) {
+    chosen.clear();
     let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let exp: Vec<f32> = scores.iter().map(|s| (s - max).exp()).collect();
-    let total: f32 = exp.iter().sum();
-    let mut order: Vec<usize> = (0..scores.len()).collect();
-    order.sort_by(|&a, &b| exp[b].total_cmp(&exp[a]));
-    let mut chosen: Vec<(usize, f32)> = order.into_iter().take(k).map(|e| (e, exp[e] / total)).collect();
+    let total: f32 = scores.iter().map(|s| (s - max).exp()).sum();
+    // k is a handful: repeated scans beat sorting all the experts.
+    for _ in 0..k.min(scores.len()) {
+        let mut best: Option<usize> = None;
+        for (e, &s) in scores.iter().enumerate() {
+            if !chosen.iter().any(|c| c.0 == e) && best.is_none_or(|b| s > scores[b]) {
+                best = Some(e);
+            }
+        }
+        if let Some(e) = best {
+            chosen.push((e, (scores[e] - max).exp() / total));
+        }
+    }
     if normalize {
         let sum: f32 = chosen.iter().map(|c| c.1).sum();
-        for c in &mut chosen {
+        for c in chosen.iter_mut() {
             c.1 /= sum;
         }
     }
-    chosen
 }
 
 /// The MoE block: `s.h` (normalised input) → `s.out`.
@@ -90,12 +103,15 @@ pub fn moe_forward(ctx: &StepCtx, w: &MoeWeights, s: &mut Scratch, m: &mut MoeSc
     let n_tokens = ctx.n_tokens();
     let d = w.router.cols;
     ctx.linear(&w.router, &s.h, &mut m.scores, &mut s.mm);
-    let mut routed: Vec<Vec<(usize, f32)>> = vec![Vec::new(); w.cfg.n_expert];
+    m.routed.resize_with(w.cfg.n_expert, Vec::new);
+    m.routed.iter_mut().for_each(Vec::clear);
     for (t, scores) in m.scores.chunks_exact(w.cfg.n_expert).enumerate() {
-        for (e, weight) in route(scores, w.cfg.n_used, w.cfg.normalize_top_k) {
-            routed[e].push((t, weight));
+        route(scores, w.cfg.n_used, w.cfg.normalize_top_k, &mut m.chosen);
+        for &(e, weight) in &m.chosen {
+            m.routed[e].push((t, weight));
         }
     }
+    let routed = std::mem::take(&mut m.routed);
     m.sum.clear();
     m.sum.resize(n_tokens * d, 0.0);
     for (e, tokens) in routed.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
@@ -125,6 +141,7 @@ pub fn moe_forward(ctx: &StepCtx, w: &MoeWeights, s: &mut Scratch, m: &mut MoeSc
             }
         }
     }
+    m.routed = routed;
     std::mem::swap(&mut s.out, &mut m.sum);
 }
 
@@ -135,13 +152,18 @@ mod tests {
     #[test]
     fn routing_takes_the_top_k_by_softmax() {
         let scores = [0.0, 2.0, 1.0, 2.0];
-        let chosen = route(&scores, 2, false);
+        let pick = |k, normalize| {
+            let mut v = Vec::new();
+            route(&scores, k, normalize, &mut v);
+            v
+        };
+        let chosen = pick(2, false);
         // Experts 1 and 3 tie for first; the lower index comes first.
         assert_eq!(chosen.iter().map(|c| c.0).collect::<Vec<_>>(), [1, 3]);
         let total: f32 = scores.iter().map(|s: &f32| s.exp()).sum();
         assert!((chosen[0].1 - 2f32.exp() / total).abs() < 1e-6);
-        let normalized = route(&scores, 2, true);
+        let normalized = pick(2, true);
         assert!((normalized[0].1 - 0.5).abs() < 1e-6 && (normalized[1].1 - 0.5).abs() < 1e-6);
-        assert_eq!(route(&scores, 1, true), [(1, 1.0)]);
+        assert_eq!(pick(1, true), [(1, 1.0)]);
     }
 }

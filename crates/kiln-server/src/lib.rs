@@ -287,6 +287,34 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_upload_cut_off_mid_body_leaves_nothing_and_a_whole_one_is_stored() {
+        let dir = kiln_testdata::TempDir::new("upload");
+        let store = Arc::new(kiln_library::Store::open(&dir.0).unwrap());
+        let registry = Arc::new(Registry::new(Some(Arc::clone(&store)), vec![], Some(1)));
+        let app = || router(AppState { registry: Arc::clone(&registry), pull: Default::default() }, Default::default());
+        let data = vec![7u8; 3 << 20];
+        let digest = kiln_library::Digest::of_bytes(&data);
+        let uri = format!("/api/blobs/{digest}");
+        // The client goes away after the first megabyte: the body stream ends in an error.
+        let cut: Vec<Result<axum::body::Bytes, std::io::Error>> = vec![
+            Ok(axum::body::Bytes::copy_from_slice(&data[..1 << 20])),
+            Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "client went away")),
+        ];
+        let body = Body::from_stream(futures_util::stream::iter(cut));
+        let r = call(app(), Request::post(&uri).body(body).unwrap()).await;
+        assert!(r.status().is_server_error() || r.status().is_client_error(), "{}", r.status());
+        assert!(!store.has_blob(&digest));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.0.join("blobs")).unwrap().collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+        // The same upload whole is stored under its digest.
+        let r = call(app(), Request::post(&uri).body(Body::from(data.clone())).unwrap()).await;
+        assert_eq!(r.status(), StatusCode::CREATED);
+        assert_eq!(std::fs::read(store.blob_path(&digest)).unwrap(), data);
+        let head = call(app(), Request::head(&uri).body(Body::empty()).unwrap()).await;
+        assert_eq!(head.status(), StatusCode::OK);
+    }
+
     #[test]
     fn hosts_parse_like_ollama_host() {
         assert_eq!(parse_host("127.0.0.1:8080").unwrap(), "127.0.0.1:8080");

@@ -418,12 +418,12 @@ impl ModelThread {
         };
         let id = self.next_id;
         self.next_id += 1;
-        if let Err(e) = scheduler.add(id, tokens.clone(), &job.options.generate, job.options.num_ctx) {
+        let prompt_tokens = tokens.len();
+        if let Err(e) = scheduler.add(id, tokens, &job.options.generate, job.options.num_ctx) {
             return self.fail(&job.events, engine_error(&e));
         }
         self.shared.num_ctx.store(job.options.num_ctx, Ordering::Relaxed);
-        let active =
-            Active { events: job.events, received: Instant::now(), last_text: None, load, prompt_tokens: tokens.len() };
+        let active = Active { events: job.events, received: Instant::now(), last_text: None, load, prompt_tokens };
         self.active.insert(id, active);
     }
 
