@@ -35,8 +35,10 @@ struct Registry {
     /// Hugging Face repositories by `org/repo`.
     repos: Mutex<HashMap<String, Vec<RepoFile>>>,
     faults: Mutex<Faults>,
-    /// Blob body bytes sent, by digest.
+    /// Blob body bytes sent, by digest, to requests that began since the last reset.
     served: Mutex<HashMap<Digest, u64>>,
+    /// Bumped by each reset, so a response still draining from before it is not counted.
+    served_epoch: AtomicU64,
     tokens_issued: AtomicU64,
     /// `Authorization` headers seen on Hugging Face API calls.
     hf_auth: Mutex<Vec<String>>,
@@ -73,7 +75,9 @@ impl Server {
     }
 
     fn reset_served(&self) {
-        self.reg.served.lock().unwrap().clear();
+        let mut served = self.reg.served.lock().unwrap();
+        self.reg.served_epoch.fetch_add(1, Ordering::SeqCst);
+        served.clear();
     }
 
     fn add_blob(&self, bytes: &[u8]) -> Digest {
@@ -218,6 +222,7 @@ fn handle(reg: &Registry, base: &str, mut conn: TcpStream) -> std::io::Result<()
 }
 
 fn serve_blob(reg: &Registry, conn: &mut TcpStream, req: &Request, digest: Digest) -> std::io::Result<()> {
+    let epoch = reg.served_epoch.load(Ordering::SeqCst);
     let Some(mut bytes) = reg.blobs.lock().unwrap().get(&digest).cloned() else {
         return respond(conn, "404 Not Found", &[], b"");
     };
@@ -247,7 +252,10 @@ fn serve_blob(reg: &Registry, conn: &mut TcpStream, req: &Request, digest: Diges
             std::thread::sleep(p);
         }
         conn.write_all(chunk)?;
-        *reg.served.lock().unwrap().entry(digest).or_default() += chunk.len() as u64;
+        let mut served = reg.served.lock().unwrap();
+        if reg.served_epoch.load(Ordering::SeqCst) == epoch {
+            *served.entry(digest).or_default() += chunk.len() as u64;
+        }
     }
     conn.flush()?;
     conn.shutdown(Shutdown::Both)
@@ -470,8 +478,17 @@ fn a_cancelled_pull_stops_and_keeps_its_bytes_for_the_next() {
 
     server.faults().pace = None;
     server.reset_served();
-    run(&store, "tiny:1", &server.config()).0.unwrap();
-    assert!(server.served(&digest) < weights.len() as u64);
+    let (result, events) = run(&store, "tiny:1", &server.config());
+    result.unwrap();
+    let resumed_from = events
+        .iter()
+        .find_map(|p| match p {
+            PullProgress::Layer { digest: d, completed, .. } if *d == digest => Some(*completed),
+            _ => None,
+        })
+        .unwrap();
+    assert!(resumed_from > 0, "the cancelled pull's bytes were kept");
+    assert_eq!(server.served(&digest), weights.len() as u64 - resumed_from, "only the missing bytes were fetched");
     assert_eq!(std::fs::read(store.blob_path(&digest)).unwrap(), weights);
 }
 
