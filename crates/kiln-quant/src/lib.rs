@@ -117,6 +117,15 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
     dispatch::active().quantize_row(ty, src, dst)
 }
 
+/// Quantizes one row of model weights to type `ty` into `dst` with ggml's model-file
+/// quantizers (what a GGUF's weights hold), as opposed to [`quantize_row`]'s activation ones.
+///
+/// # Panics
+/// If `dst.len() != row_bytes(ty, src.len())`, or `ty` has no weight quantizer here.
+pub fn quantize_weights_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
+    scalar::quantize_weights_row(ty, src, dst)
+}
+
 /// `y[r * m + c] = Σ_k W[r][k] · X[c][k]` for `r < n_rows`, `c < m`.
 ///
 /// `w`: `n_rows` rows of `k` elements of type `ty`, contiguous; `x`: `m` rows of `k` elements
