@@ -15,11 +15,13 @@
 pub mod blocks;
 pub mod dispatch;
 pub mod scalar;
+pub mod scheme;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
 pub use dispatch::Kernels;
 pub use kiln_gguf::GgmlType;
+pub use scheme::{QuantScheme, TensorRole};
 
 /// Whether `ty` can be a weight type here (has dequantization and matmul kernels).
 pub fn is_supported(ty: GgmlType) -> bool {
