@@ -89,7 +89,7 @@ impl QuantScheme {
 /// K-quant blocks span 256 values; a row that is not whole blocks takes the closest legacy
 /// type instead (llama.cpp's fallbacks).
 fn fit_row(ty: GgmlType, row_len: u64) -> GgmlType {
-    if row_len % ty.block_size() as u64 == 0 {
+    if row_len.is_multiple_of(ty.block_size() as u64) {
         return ty;
     }
     match ty {
