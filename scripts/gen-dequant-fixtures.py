@@ -18,7 +18,7 @@ An `index.json` next to them lists the fixtures for people.
 With --ggml-cpu, also quantizes rows with ggml's own model-file quantizers for the K formats
 (`ggml_quantize_chunk` of libggml-base, no importance matrix: what llama-quantize writes):
 pseudo-random rows and edge cases (zeros, a lone outlier, negative-only, positive-only,
-tiny magnitudes, constant blocks) to Q4_K, Q5_K and Q6_K, written as fixtures with float input
+tiny magnitudes, constant blocks) to Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, written as fixtures with float input
 `dequant_ggml_<type>.bin`, so that kiln-quant's quantizers are checked byte for byte and their
 round-trip error against ggml's.
 
@@ -222,7 +222,7 @@ def kquant_fixtures(lib_path, out_dir, seed):
     x = edge_case_rows(rng, k)
     rows = x.shape[0]
     entries = []
-    for qtype in (T.Q4_K, T.Q5_K, T.Q6_K):
+    for qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
         raw = (ctypes.c_uint8 * (rows * row_bytes(qtype, k)))()
         n = base.ggml_quantize_chunk(int(qtype), x.ctypes.data, raw, 0, rows, k, None)
         assert n == len(raw)

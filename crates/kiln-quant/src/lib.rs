@@ -122,7 +122,7 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
 
 /// Quantizes one row of model weights to type `ty` into `dst` with ggml's model-file
 /// quantizers (what a GGUF's weights hold), as opposed to [`quantize_row`]'s activation ones:
-/// `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0`, `Q4_K`, `Q5_K`, `Q6_K`, byte for byte what
+/// `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0` and `Q2_K`…`Q6_K`, byte for byte what
 /// `llama-quantize` writes without an importance matrix.
 ///
 /// # Panics

@@ -122,7 +122,9 @@ fn weight_quantizer_round_trip_error_is_within_ggmls() {
         }
         checked.push(f.ty);
     }
-    for ty in [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K] {
+    for ty in
+        [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K]
+    {
         assert!(checked.contains(&ty), "no round-trip fixture for {ty}");
     }
 }

@@ -1,13 +1,13 @@
-//! ggml's reference (no importance matrix) model-file quantizers for the K formats `Q4_K`,
-//! `Q5_K` and `Q6_K`: the bytes `llama-quantize` writes.
+//! ggml's reference (no importance matrix) model-file quantizers for the K formats `Q2_K`,
+//! `Q3_K`, `Q4_K`, `Q5_K` and `Q6_K`: the bytes `llama-quantize` writes.
 //!
 //! Every float operation is the one ggml performs, in its order and in `f32` (ggml-base is
 //! built without fused multiply-add or reassociation), so the output is bit-identical. Each
 //! super-block is quantized in two passes: first a scale (and min) is fitted to every
-//! sub-block, then those scales are themselves quantized to 6 or 8 bits under one `f16`
+//! sub-block, then those scales are themselves quantized to 4, 6 or 8 bits under one `f16`
 //! super-block scale, and the values are re-rounded against the scales as stored.
 
-use crate::blocks::{f16_at, f32_to_f16_bits, q4k_scales_mins, QK_K};
+use crate::blocks::{f16_at, f32_to_f16_bits, q3k_scales, q4k_scales_mins, QK_K};
 
 /// ggml's `nearest_int`: round to nearest, ties to even, by adding `1.5 * 2^23` and reading
 /// the mantissa. Kept as that bit trick rather than `round_ties_even` so that out-of-range
@@ -20,20 +20,26 @@ fn nearest_int(v: f32) -> i32 {
 /// Below this the largest magnitude of a group counts as zero (ggml's `GROUP_MAX_EPS`).
 const GROUP_MAX_EPS: f32 = 1e-15;
 
-/// ggml's `make_qkx2_quants`: fits `x ≈ scale * l - min` with `l` in `0..=nmax`, minimizing
-/// the `weights`-weighted squared error over a small search of candidate scales
-/// (`(nmax + rmin + rdelta * is) / (max - min)` for `is` in `0..=nstep`), each refined by a
-/// weighted least-squares fit of scale and min. Writes the levels to `l_out` and returns
-/// `(scale, min)` where `min >= 0` is subtracted.
-fn fit_scale_min(
-    x: &[f32],
-    weights: &[f32],
+/// The search `make_qkx2_quants` runs for one format: levels `0..=nmax`, candidate inverse
+/// scales `(nmax + rmin + 0.1 * is) / (max - min)` for `is` in `0..=nstep`, and the error it
+/// minimizes (absolute or squared).
+struct Search {
     nmax: i32,
     rmin: f32,
-    rdelta: f32,
     nstep: i32,
-    l_out: &mut [u8],
-) -> (f32, f32) {
+    abs_error: bool,
+}
+
+const Q2_K_SEARCH: Search = Search { nmax: 3, rmin: -0.5, nstep: 15, abs_error: true };
+const Q4_K_SEARCH: Search = Search { nmax: 15, rmin: -1.0, nstep: 20, abs_error: false };
+const Q5_K_SEARCH: Search = Search { nmax: 31, rmin: -0.5, nstep: 15, abs_error: false };
+
+/// ggml's `make_qkx2_quants`: fits `x ≈ scale * l - min` with `l` in `0..=nmax`, minimizing
+/// the `weights`-weighted error over the candidate scales of `search`, each refined by a
+/// weighted least-squares fit of scale and min. Writes the levels to `l_out` and returns
+/// `(scale, min)` where `min >= 0` is subtracted.
+fn fit_scale_min(x: &[f32], weights: &[f32], search: &Search, l_out: &mut [u8]) -> (f32, f32) {
+    let nmax = search.nmax;
     let (mut min, mut max) = (x[0], x[0]);
     let mut sum_w = weights[0];
     let mut sum_x = sum_w * x[0];
@@ -64,7 +70,7 @@ fn fit_scale_min(
         let mut e = 0.0f32;
         for ((&q, &v), &w) in l.iter().zip(x).zip(weights) {
             let diff = scale * q as f32 + min - v;
-            e += w * (diff * diff);
+            e += w * if search.abs_error { diff.abs() } else { diff * diff };
         }
         e
     };
@@ -74,8 +80,8 @@ fn fit_scale_min(
     let mut best = error(scale, min, l_out);
     let mut aux = [0u8; 32];
     let aux = &mut aux[..x.len()];
-    for is in 0..=nstep {
-        let iscale = (rmin + rdelta * is as f32 + nmax as f32) / (max - min);
+    for is in 0..=search.nstep {
+        let iscale = (search.rmin + 0.1 * is as f32 + nmax as f32) / (max - min);
         levels(iscale, min, aux);
         let (mut sum_l, mut sum_l2, mut sum_xl) = (0.0f32, 0.0f32, 0.0f32);
         for ((&q, &v), &w) in aux.iter().zip(x).zip(weights) {
@@ -153,12 +159,181 @@ fn fit_scale_symmetric(x: &[f32], nmax: i32, l_out: &mut [u8]) -> f32 {
     scale
 }
 
+/// ggml's `make_q3_quants` as `Q3_K` uses it (`nmax = 4`, with its refinement): start from
+/// `l = round(-nmax * x / max)` in `-nmax..nmax`, then up to five sweeps moving single levels
+/// wherever that raises the `x²`-weighted fit `(Σ w x l)² / Σ w l²`. Writes `l + nmax`;
+/// returns the least-squares scale.
+fn fit_scale_iterative(x: &[f32], nmax: i32, l_out: &mut [u8]) -> f32 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    if amax < GROUP_MAX_EPS {
+        l_out.fill(0);
+        return 0.0;
+    }
+    let iscale = -(nmax as f32) / max;
+    let mut l = [0i32; 16];
+    let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+    for (li, &v) in l.iter_mut().zip(x) {
+        *li = nearest_int(iscale * v).clamp(-nmax, nmax - 1);
+        let (w, q) = (v * v, *li as f32);
+        sumlx += w * v * q;
+        suml2 += w * q * q;
+    }
+    for _ in 0..5 {
+        let mut changed = false;
+        for (li, &v) in l.iter_mut().zip(x) {
+            let w = v * v;
+            let q = *li as f32;
+            let mut slx = sumlx - w * v * q;
+            if slx > 0.0 {
+                let mut sl2 = suml2 - w * q * q;
+                let new_l = nearest_int(v * sl2 / slx).clamp(-nmax, nmax - 1);
+                if new_l != *li {
+                    let nq = new_l as f32;
+                    slx += w * v * nq;
+                    sl2 += w * nq * nq;
+                    if sl2 > 0.0 && slx * slx * suml2 > sumlx * sumlx * sl2 {
+                        *li = new_l;
+                        sumlx = slx;
+                        suml2 = sl2;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    for (o, &li) in l_out.iter_mut().zip(&l) {
+        *o = (li + nmax) as u8;
+    }
+    if suml2 > 0.0 {
+        sumlx / suml2
+    } else {
+        0.0
+    }
+}
+
+/// Packs 256 2-bit values: byte `32h + i` holds elements `128h + i + 32c` at bits `2c`.
+fn pack_2bit(l: &[u8; QK_K], qs: &mut [u8]) {
+    for h in 0..2 {
+        for i in 0..32 {
+            let e = 128 * h + i;
+            qs[32 * h + i] = (l[e] & 3) | ((l[e + 32] & 3) << 2) | ((l[e + 64] & 3) << 4) | ((l[e + 96] & 3) << 6);
+        }
+    }
+}
+
+/// `Q2_K`: sixteen 16-element sub-blocks, each with a scale and a min quantized to 4 bits
+/// against `d` and `dmin`; levels `0..=3`, fitted by absolute error weighted by `|x|`.
+fn q2_k_block(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    let mut scales = [0.0f32; 16];
+    let mut mins = [0.0f32; 16];
+    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
+    for (j, (xs, ls)) in x.chunks_exact(16).zip(l.chunks_exact_mut(16)).enumerate() {
+        let mut weights = [0.0f32; 16];
+        for (w, &v) in weights.iter_mut().zip(xs) {
+            *w = v.abs();
+        }
+        (scales[j], mins[j]) = fit_scale_min(xs, &weights, &Q2_K_SEARCH, ls);
+        if scales[j] > max_scale {
+            max_scale = scales[j];
+        }
+        if mins[j] > max_min {
+            max_min = mins[j];
+        }
+    }
+    out.fill(0);
+    // Scales in the low nibbles, mins in the high ones; `as u8` and the shift wrap as ggml's
+    // stores into bytes do.
+    if max_scale > 0.0 {
+        let iscale = 15.0 / max_scale;
+        for (o, &sc) in out[..16].iter_mut().zip(&scales) {
+            *o = nearest_int(iscale * sc) as u8;
+        }
+        out[80..82].copy_from_slice(&f32_to_f16_bits(max_scale / 15.0).to_le_bytes());
+    }
+    if max_min > 0.0 {
+        let iscale = 15.0 / max_min;
+        for (o, &mn) in out[..16].iter_mut().zip(&mins) {
+            *o |= (nearest_int(iscale * mn) << 4) as u8;
+        }
+        out[82..84].copy_from_slice(&f32_to_f16_bits(max_min / 15.0).to_le_bytes());
+    }
+    let (d, dmin) = (f16_at(out, 80), f16_at(out, 82));
+    for (j, xs) in x.chunks_exact(16).enumerate() {
+        let dl = d * (out[j] & 0xf) as f32;
+        // A sub-block whose stored scale is zero keeps the levels of its own fit.
+        if dl == 0.0 {
+            continue;
+        }
+        let ml = dmin * (out[j] >> 4) as f32;
+        for (o, &v) in l[16 * j..16 * j + 16].iter_mut().zip(xs) {
+            *o = nearest_int((v + ml) / dl).clamp(0, 3) as u8;
+        }
+    }
+    pack_2bit(&l, &mut out[16..80]);
+}
+
+/// `Q3_K`: sixteen 16-element sub-blocks with signed scales quantized to 6 bits against `d`;
+/// levels `-4..=3` stored as 2 low bits plus a high bit in `hmask`.
+fn q3_k_block(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; QK_K];
+    let mut scales = [0.0f32; 16];
+    let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
+    for (j, (xs, ls)) in x.chunks_exact(16).zip(l.chunks_exact_mut(16)).enumerate() {
+        scales[j] = fit_scale_iterative(xs, 4, ls);
+        if scales[j].abs() > amax {
+            amax = scales[j].abs();
+            max_scale = scales[j];
+        }
+    }
+    out.fill(0);
+    if max_scale != 0.0 {
+        let iscale = -32.0 / max_scale;
+        let packed = &mut out[96..108];
+        for (j, &sc) in scales.iter().enumerate() {
+            // ggml narrows to i8 before clamping.
+            let q = ((nearest_int(iscale * sc) as i8).clamp(-32, 31) + 32) as u8;
+            packed[j % 8] |= (q & 0xf) << (4 * (j / 8));
+            packed[8 + j % 4] |= (q >> 4) << (2 * (j / 4));
+        }
+        out[108..110].copy_from_slice(&f32_to_f16_bits(1.0 / iscale).to_le_bytes());
+    }
+    let d = f16_at(out, 108);
+    let sc = q3k_scales(&out[96..108]);
+    for (j, xs) in x.chunks_exact(16).enumerate() {
+        let dl = d * sc[j] as f32;
+        // A sub-block whose stored scale is zero keeps the levels of its own fit.
+        if dl == 0.0 {
+            continue;
+        }
+        for (o, &v) in l[16 * j..16 * j + 16].iter_mut().zip(xs) {
+            *o = (nearest_int(v / dl).clamp(-4, 3) + 4) as u8;
+        }
+    }
+    // High bit of element e at bit e / 32 of hmask[e % 32].
+    for (e, q) in l.iter_mut().enumerate() {
+        if *q > 3 {
+            out[e % 32] |= 1 << (e / 32);
+            *q -= 4;
+        }
+    }
+    pack_2bit(&l, &mut out[32..96]);
+}
+
 /// `Q4_K` (`nmax = 15`) and `Q5_K` (`nmax = 31`): eight 32-element sub-blocks, each with a
 /// scale and a min, both quantized to 6 bits against the super-block's `d` and `dmin`.
 /// Returns the 256 levels; writes `d`, `dmin` and the packed scales to `head[..16]`.
-fn scale_min_super_block(x: &[f32], nmax: i32, head: &mut [u8]) -> [u8; QK_K] {
-    // The search ranges ggml uses for each format.
-    let (rmin, nstep) = if nmax == 15 { (-1.0, 20) } else { (-0.5, 15) };
+fn scale_min_super_block(x: &[f32], search: &Search, head: &mut [u8]) -> [u8; QK_K] {
+    let nmax = search.nmax;
     let mut l = [0u8; QK_K];
     let mut scales = [0.0f32; 8];
     let mut mins = [0.0f32; 8];
@@ -170,7 +345,7 @@ fn scale_min_super_block(x: &[f32], nmax: i32, head: &mut [u8]) -> [u8; QK_K] {
         for (w, &v) in weights.iter_mut().zip(xs) {
             *w = av_x + v.abs();
         }
-        (scales[j], mins[j]) = fit_scale_min(xs, &weights, nmax, rmin, 0.1, nstep, ls);
+        (scales[j], mins[j]) = fit_scale_min(xs, &weights, search, ls);
         // Not `f32::max`: a zero of either sign must leave the +0 start as is.
         if scales[j] > max_scale {
             max_scale = scales[j];
@@ -214,7 +389,7 @@ fn scale_min_super_block(x: &[f32], nmax: i32, head: &mut [u8]) -> [u8; QK_K] {
 }
 
 fn q4_k_block(x: &[f32], out: &mut [u8]) {
-    let l = scale_min_super_block(x, 15, out);
+    let l = scale_min_super_block(x, &Q4_K_SEARCH, out);
     // Chunks 2c and 2c + 1 share 32 bytes: low and high nibbles.
     for (c, qs) in out[16..144].chunks_exact_mut(32).enumerate() {
         for (i, q) in qs.iter_mut().enumerate() {
@@ -224,7 +399,7 @@ fn q4_k_block(x: &[f32], out: &mut [u8]) {
 }
 
 fn q5_k_block(x: &[f32], out: &mut [u8]) {
-    let l = scale_min_super_block(x, 31, out);
+    let l = scale_min_super_block(x, &Q5_K_SEARCH, out);
     let (qh, qs) = out[16..176].split_at_mut(32);
     qh.fill(0);
     for (c, qs) in qs.chunks_exact_mut(32).enumerate() {
@@ -281,6 +456,18 @@ fn q6_k_block(x: &[f32], out: &mut [u8]) {
             ql[64 * h + 32 + i] = (q[1] & 0xf) | ((q[3] & 0xf) << 4);
             qh[32 * h + i] = (q[0] >> 4) | ((q[1] >> 4) << 2) | ((q[2] >> 4) << 4) | ((q[3] >> 4) << 6);
         }
+    }
+}
+
+pub fn quantize_weights_q2_k(src: &[f32], dst: &mut [u8]) {
+    for (x, o) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(84)) {
+        q2_k_block(x, o);
+    }
+}
+
+pub fn quantize_weights_q3_k(src: &[f32], dst: &mut [u8]) {
+    for (x, o) in src.chunks_exact(QK_K).zip(dst.chunks_exact_mut(110)) {
+        q3_k_block(x, o);
     }
 }
 
