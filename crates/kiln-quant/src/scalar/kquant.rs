@@ -5,8 +5,10 @@
 //! built without fused multiply-add or reassociation), so the output is bit-identical. Each
 //! super-block is quantized in two passes: first a scale (and min) is fitted to every
 //! sub-block, then those scales are themselves quantized to 4, 6 or 8 bits under one `f16`
-//! super-block scale, and the values are re-rounded against the scales as stored.
+//! super-block scale, and the values are re-rounded against the scales as stored (a
+//! sub-block whose stored scale is zero keeps the levels of its own fit, as in ggml).
 
+use super::quant::signed_absmax;
 use crate::blocks::{f16_at, f32_to_f16_bits, q3k_scales, q4k_scales_mins, QK_K};
 
 /// ggml's `nearest_int`: round to nearest, ties to even, by adding `1.5 * 2^23` and reading
@@ -19,6 +21,12 @@ fn nearest_int(v: f32) -> i32 {
 
 /// Below this the largest magnitude of a group counts as zero (ggml's `GROUP_MAX_EPS`).
 const GROUP_MAX_EPS: f32 = 1e-15;
+
+/// The largest value, or +0 if none is positive. Not `f32::max`: a zero of either sign must
+/// leave the +0 start as is, since its sign would reach the stored `f16` scale.
+fn positive_max(v: &[f32]) -> f32 {
+    v.iter().fold(0.0, |m, &s| if s > m { s } else { m })
+}
 
 /// The search `make_qkx2_quants` runs for one format: levels `0..=nmax`, candidate inverse
 /// scales `(nmax + rmin + 0.1 * is) / (max - min)` for `is` in `0..=nstep`, and the error it
@@ -114,14 +122,8 @@ fn fit_scale_min(x: &[f32], weights: &[f32], search: &Search, l_out: &mut [u8]) 
 /// symmetric scale for `l` in `-nmax..nmax`, the best of 19 candidate scales around
 /// `nmax / max` each refined by least squares. Writes `l + nmax` to `l_out`; returns the scale.
 fn fit_scale_symmetric(x: &[f32], nmax: i32, l_out: &mut [u8]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
         l_out.fill(0);
         return 0.0;
     }
@@ -164,14 +166,8 @@ fn fit_scale_symmetric(x: &[f32], nmax: i32, l_out: &mut [u8]) -> f32 {
 /// wherever that raises the `x²`-weighted fit `(Σ w x l)² / Σ w l²`. Writes `l + nmax`;
 /// returns the least-squares scale.
 fn fit_scale_iterative(x: &[f32], nmax: i32, l_out: &mut [u8]) -> f32 {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax < GROUP_MAX_EPS {
+    let max = signed_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
         l_out.fill(0);
         return 0.0;
     }
@@ -236,20 +232,14 @@ fn q2_k_block(x: &[f32], out: &mut [u8]) {
     let mut l = [0u8; QK_K];
     let mut scales = [0.0f32; 16];
     let mut mins = [0.0f32; 16];
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
     for (j, (xs, ls)) in x.chunks_exact(16).zip(l.chunks_exact_mut(16)).enumerate() {
         let mut weights = [0.0f32; 16];
         for (w, &v) in weights.iter_mut().zip(xs) {
             *w = v.abs();
         }
         (scales[j], mins[j]) = fit_scale_min(xs, &weights, &Q2_K_SEARCH, ls);
-        if scales[j] > max_scale {
-            max_scale = scales[j];
-        }
-        if mins[j] > max_min {
-            max_min = mins[j];
-        }
     }
+    let (max_scale, max_min) = (positive_max(&scales), positive_max(&mins));
     out.fill(0);
     // Scales in the low nibbles, mins in the high ones; `as u8` and the shift wrap as ggml's
     // stores into bytes do.
@@ -270,7 +260,6 @@ fn q2_k_block(x: &[f32], out: &mut [u8]) {
     let (d, dmin) = (f16_at(out, 80), f16_at(out, 82));
     for (j, xs) in x.chunks_exact(16).enumerate() {
         let dl = d * (out[j] & 0xf) as f32;
-        // A sub-block whose stored scale is zero keeps the levels of its own fit.
         if dl == 0.0 {
             continue;
         }
@@ -287,14 +276,10 @@ fn q2_k_block(x: &[f32], out: &mut [u8]) {
 fn q3_k_block(x: &[f32], out: &mut [u8]) {
     let mut l = [0u8; QK_K];
     let mut scales = [0.0f32; 16];
-    let (mut max_scale, mut amax) = (0.0f32, 0.0f32);
     for (j, (xs, ls)) in x.chunks_exact(16).zip(l.chunks_exact_mut(16)).enumerate() {
         scales[j] = fit_scale_iterative(xs, 4, ls);
-        if scales[j].abs() > amax {
-            amax = scales[j].abs();
-            max_scale = scales[j];
-        }
     }
+    let max_scale = signed_absmax(&scales);
     out.fill(0);
     if max_scale != 0.0 {
         let iscale = -32.0 / max_scale;
@@ -311,7 +296,6 @@ fn q3_k_block(x: &[f32], out: &mut [u8]) {
     let sc = q3k_scales(&out[96..108]);
     for (j, xs) in x.chunks_exact(16).enumerate() {
         let dl = d * sc[j] as f32;
-        // A sub-block whose stored scale is zero keeps the levels of its own fit.
         if dl == 0.0 {
             continue;
         }
@@ -337,7 +321,6 @@ fn scale_min_super_block(x: &[f32], search: &Search, head: &mut [u8]) -> [u8; QK
     let mut l = [0u8; QK_K];
     let mut scales = [0.0f32; 8];
     let mut mins = [0.0f32; 8];
-    let (mut max_scale, mut max_min) = (0.0f32, 0.0f32);
     for (j, (xs, ls)) in x.chunks_exact(32).zip(l.chunks_exact_mut(32)).enumerate() {
         let sum_x2 = xs.iter().fold(0.0f32, |s, &v| s + v * v);
         let av_x = (sum_x2 / 32.0).sqrt();
@@ -346,14 +329,8 @@ fn scale_min_super_block(x: &[f32], search: &Search, head: &mut [u8]) -> [u8; QK
             *w = av_x + v.abs();
         }
         (scales[j], mins[j]) = fit_scale_min(xs, &weights, search, ls);
-        // Not `f32::max`: a zero of either sign must leave the +0 start as is.
-        if scales[j] > max_scale {
-            max_scale = scales[j];
-        }
-        if mins[j] > max_min {
-            max_min = mins[j];
-        }
     }
+    let (max_scale, max_min) = (positive_max(&scales), positive_max(&mins));
     let inv_scale = if max_scale > 0.0 { 63.0 / max_scale } else { 0.0 };
     let inv_min = if max_min > 0.0 { 63.0 / max_min } else { 0.0 };
     let packed = &mut head[4..16];
@@ -376,7 +353,6 @@ fn scale_min_super_block(x: &[f32], search: &Search, head: &mut [u8]) -> [u8; QK
     let (sc, mn) = q4k_scales_mins(&head[4..16]);
     for j in 0..8 {
         let dl = d * sc[j] as f32;
-        // A sub-block whose stored scale is zero keeps the levels of its own fit.
         if dl == 0.0 {
             continue;
         }
@@ -417,16 +393,12 @@ fn q5_k_block(x: &[f32], out: &mut [u8]) {
 fn q6_k_block(x: &[f32], out: &mut [u8]) {
     let mut l = [0u8; QK_K];
     let mut scales = [0.0f32; 16];
-    let (mut max_scale, mut max_abs) = (0.0f32, 0.0f32);
     for (ib, (xs, ls)) in x.chunks_exact(16).zip(l.chunks_exact_mut(16)).enumerate() {
         scales[ib] = fit_scale_symmetric(xs, 32, ls);
-        if scales[ib].abs() > max_abs {
-            max_abs = scales[ib].abs();
-            max_scale = scales[ib];
-        }
     }
+    let max_scale = signed_absmax(&scales);
     out.fill(0);
-    if max_abs < GROUP_MAX_EPS {
+    if max_scale.abs() < GROUP_MAX_EPS {
         return;
     }
     let iscale = -128.0 / max_scale;
@@ -436,7 +408,6 @@ fn q6_k_block(x: &[f32], out: &mut [u8]) {
         let sc = nearest_int(iscale * scales[ib]).min(127) as i8;
         out[192 + ib] = sc as u8;
         let dl = d * sc as f32;
-        // A sub-block whose stored scale is zero keeps the levels of its own fit.
         if dl == 0.0 {
             continue;
         }
