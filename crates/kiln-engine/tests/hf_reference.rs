@@ -157,3 +157,10 @@ fn phi3_longrope_matches_transformers_with_both_factor_sets() {
     let logits = engine.logits_all(&reference.tokens[..32]).unwrap();
     compare("phi3-longrope (short)", &logits, &short.positions, &short.logits);
 }
+
+/// DeepSeek V3: latent attention (queries through a rank-32 bottleneck), a leading dense layer,
+/// then sigmoid-scored experts chosen by group with a bias, plus a shared expert.
+#[test]
+fn deepseek2_matches_transformers() {
+    check("deepseek2");
+}
