@@ -356,6 +356,14 @@ impl ModelThread {
         self.scheduler = None;
         let engine = build_engine(&self.file, self.n_threads, tokens)?;
         self.shared.kv_bytes.store(engine.kv_bytes(), Ordering::Relaxed);
+        // What a token of context costs differs by an order of magnitude between architectures
+        // (DeepSeek's latent attention caches far less than per-head keys and values).
+        eprintln!(
+            "kiln serve: {} model: KV cache for {tokens} tokens, {:.1} MiB ({} bytes per token)",
+            engine.model().config().arch.name(),
+            engine.kv_bytes() as f64 / (1 << 20) as f64,
+            engine.kv_bytes_per_token()
+        );
         let config = SchedulerConfig { max_running: self.max_running, step_tokens: STEP_TOKENS };
         self.scheduler = Some(Scheduler::new(engine, config));
         Ok(())
