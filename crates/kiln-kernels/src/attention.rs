@@ -410,8 +410,8 @@ mod tests {
         let qs: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(n_heads * 12)).collect();
         let vs: Vec<Vec<f32>> = ks.iter().map(|k| k[..latent].to_vec()).collect();
         let table = [2u32, 0, 3];
-        for p in 0..n_pos {
-            layer.write(&layout, &table, p, &ks[p], &[]);
+        for (p, k) in ks.iter().enumerate() {
+            layer.write(&layout, &table, p, k, &[]);
         }
         let params = AttnParams { n_heads, scale: 0.3, window: None, v_dim: latent };
         let queries: Vec<AttnQuery> = (0..n_pos).map(|p| AttnQuery { pos: p as u32, block_table: &table }).collect();

@@ -80,7 +80,14 @@ impl YarnRamp {
     /// The ramp for `n_dims` rotated dimensions trained on `orig_ctx` positions: from the pair
     /// that turns `beta_fast` times within the context to the one that turns `beta_slow` times
     /// (rounded outwards, clamped to the pairs that exist).
-    pub fn new(n_dims: usize, orig_ctx: usize, freq_base: f32, beta_fast: f32, beta_slow: f32, ext_factor: f32) -> Self {
+    pub fn new(
+        n_dims: usize,
+        orig_ctx: usize,
+        freq_base: f32,
+        beta_fast: f32,
+        beta_slow: f32,
+        ext_factor: f32,
+    ) -> Self {
         let corr_dim = |rotations: f32| {
             n_dims as f32 * (orig_ctx as f32 / (rotations * 2.0 * std::f32::consts::PI)).ln() / (2.0 * freq_base.ln())
         };
@@ -248,8 +255,7 @@ mod tests {
     #[test]
     fn rope_rotates_pairs_and_keeps_norm() {
         for style in [RopeStyle::Normal, RopeStyle::Neox] {
-            let rope =
-                Rope {
+            let rope = Rope {
                 style,
                 n_dims: 8,
                 freq_base: 10000.0,

@@ -186,7 +186,11 @@ impl ModelConfig {
         }
         let head_dim = opt("attention.key_length")?.unwrap_or(n_embd / n_heads);
         let rope_dims = opt("rope.dimension_count")?.unwrap_or(head_dim);
-        let mla = if arch == Architecture::Deepseek2 { Some(mla_config(file, arch_name, head_dim, rope_dims)?) } else { None };
+        let mla = if arch == Architecture::Deepseek2 {
+            Some(mla_config(file, arch_name, head_dim, rope_dims)?)
+        } else {
+            None
+        };
         if let (Some(v), None) = (opt("attention.value_length")?, mla) {
             if v != head_dim {
                 return Err(ModelError::BadMetadata {
@@ -204,7 +208,10 @@ impl ModelConfig {
         let scaling_factor = || -> Result<f32, ModelError> {
             let factor = file.get_f32(&key("rope.scaling.factor"))?.unwrap_or(1.0);
             if !(factor > 0.0 && factor.is_finite()) {
-                return Err(ModelError::BadMetadata { key: key("rope.scaling.factor"), problem: format!("factor {factor}") });
+                return Err(ModelError::BadMetadata {
+                    key: key("rope.scaling.factor"),
+                    problem: format!("factor {factor}"),
+                });
             }
             Ok(factor)
         };

@@ -36,7 +36,7 @@ enum Attention {
 /// A layer's feed-forward block: dense, or a mixture of experts.
 enum Ffn {
     Dense(FfnWeights),
-    Experts(MoeWeights),
+    Experts(Box<MoeWeights>),
 }
 
 pub struct Llama {
@@ -88,7 +88,7 @@ impl Llama {
                     },
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
                     ffn: match cfg.moe {
-                        Some(moe) if i >= moe.n_dense_lead => Ffn::Experts(MoeWeights::load(t, cfg, moe, i)?),
+                        Some(moe) if i >= moe.n_dense_lead => Ffn::Experts(Box::new(MoeWeights::load(t, cfg, moe, i)?)),
                         _ if cfg.arch == Architecture::Phi3 => Ffn::Dense(FfnWeights::load_fused(t, cfg, i)?),
                         _ => Ffn::Dense(FfnWeights::load(t, cfg, i)?),
                     },

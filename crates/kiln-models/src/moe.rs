@@ -131,10 +131,7 @@ pub fn route(cfg: &MoeConfig, logits: &[f32], bias: Option<&[f32]>, r: &mut Rout
     for _ in 0..cfg.n_used.min(logits.len()) {
         let mut best: Option<usize> = None;
         for (e, &s) in r.selection.iter().enumerate() {
-            if s > f32::NEG_INFINITY
-                && !r.chosen.iter().any(|c| c.0 == e)
-                && best.is_none_or(|b| s > r.selection[b])
-            {
+            if s > f32::NEG_INFINITY && !r.chosen.iter().any(|c| c.0 == e) && best.is_none_or(|b| s > r.selection[b]) {
                 best = Some(e);
             }
         }
