@@ -187,7 +187,7 @@ impl ModelConfig {
         let head_dim = opt("attention.key_length")?.unwrap_or(n_embd / n_heads);
         let rope_dims = opt("rope.dimension_count")?.unwrap_or(head_dim);
         let mla = if arch == Architecture::Deepseek2 {
-            Some(mla_config(file, arch_name, head_dim, rope_dims)?)
+            Some(mla_config(&opt, arch_name, head_dim, rope_dims)?)
         } else {
             None
         };
@@ -408,16 +408,13 @@ fn yarn_mscale(factor: f32, mscale: f32) -> f32 {
 
 /// The latent attention shape of a DeepSeek 2 file, checked against its cache key width
 /// (`key_length` = latent + rotary key, as the converter writes it).
-fn mla_config(file: &GgufFile, arch: &str, head_dim: usize, rope_dims: usize) -> Result<MlaConfig, ModelError> {
-    let get = |k: &str| -> Result<Option<usize>, ModelError> {
-        let full = format!("{arch}.{k}");
-        match file.get_u64(&full)? {
-            Some(v) if v < (1 << 31) => Ok(Some(v as usize)),
-            Some(v) => Err(ModelError::BadMetadata { key: full, problem: format!("value {v} is out of range") }),
-            None => Ok(None),
-        }
-    };
-    let need = |k: &str| get(k)?.ok_or_else(|| ModelError::MissingKey(format!("{arch}.{k}")));
+fn mla_config(
+    opt: &dyn Fn(&str) -> Result<Option<usize>, ModelError>,
+    arch: &str,
+    head_dim: usize,
+    rope_dims: usize,
+) -> Result<MlaConfig, ModelError> {
+    let need = |k: &str| opt(k)?.ok_or_else(|| ModelError::MissingKey(format!("{arch}.{k}")));
     let kv_lora_rank = need("attention.kv_lora_rank")?;
     // Older conversions lack the split `attn_k_b`/`attn_v_b` tensors and these keys.
     let k_mla = need("attention.key_length_mla")?;
@@ -430,7 +427,7 @@ fn mla_config(file: &GgufFile, arch: &str, head_dim: usize, rope_dims: usize) ->
         });
     }
     Ok(MlaConfig {
-        q_lora_rank: get("attention.q_lora_rank")?.filter(|&r| r > 0),
+        q_lora_rank: opt("attention.q_lora_rank")?.filter(|&r| r > 0),
         kv_lora_rank,
         qk_nope_head_dim: k_mla - rope_dims,
         v_head_dim: need("attention.value_length_mla")?,

@@ -90,14 +90,14 @@ impl Model {
     }
 
     /// An empty KV cache of `n_blocks` blocks of `block_size` token slots for this model.
-    /// Latent attention caches only its latent and rotary key per token (no separate values).
+    /// Latent attention caches one latent and rotary key per token (one "KV head", no values).
     pub fn new_kv_cache(&self, n_blocks: usize, block_size: usize) -> KvCache {
         let c = &self.config;
-        let v_head_dim = if c.mla.is_some() { 0 } else { c.head_dim };
-        KvCache::new(
-            c.n_layers,
-            KvLayout { n_blocks, block_size, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim, v_head_dim },
-        )
+        let layout = match c.mla {
+            Some(_) => KvLayout { n_blocks, block_size, n_kv_heads: 1, head_dim: c.head_dim, v_head_dim: 0 },
+            None => KvLayout::keys_and_values(n_blocks, block_size, c.n_kv_heads, c.head_dim),
+        };
+        KvCache::new(c.n_layers, layout)
     }
 
     /// Runs one step: writes the batch's keys and values into `kv` and returns the logits of
