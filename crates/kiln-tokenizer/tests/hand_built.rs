@@ -159,8 +159,8 @@ fn errors_name_the_metadata_at_fault() {
     assert!(matches!(e, TokenizerError::MissingKey("tokenizer.ggml.merges")));
     assert!(e.to_string().contains("tokenizer.ggml.merges"));
 
-    let e = Tokenizer::from_spec(VocabSpec { model: "bert".into(), ..base.clone() }).unwrap_err();
-    assert!(e.to_string().contains("bert"));
+    let e = Tokenizer::from_spec(VocabSpec { model: "rwkv".into(), ..base.clone() }).unwrap_err();
+    assert!(e.to_string().contains("rwkv"));
 
     let e = Tokenizer::from_spec(VocabSpec { pre: Some("mystery".into()), merges: Some(vec![]), ..base.clone() })
         .unwrap_err();
