@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sets up the Python environment that scripts/gen-hf-fixtures.py runs in and prints the venv's
 # path: torch and Hugging Face `transformers` (they compute the reference logits of tiny
-# random-weight models), `tokenizers`, sentence-transformers (reference sentence embeddings), and the `gguf` package from the pinned llama.cpp tree
-# (its convert_hf_to_gguf.py must run against its own gguf-py, not whatever PyPI has).
+# random-weight models), `tokenizers`, sentence-transformers (reference sentence embeddings),
+# and the `gguf` package from the pinned llama.cpp tree (its convert_hf_to_gguf.py must run
+# against its own gguf-py, not whatever PyPI has).
 #   venv=$(scripts/hf-env.sh); "$venv/bin/python" scripts/gen-hf-fixtures.py
 # Not needed by the tests or CI: they read the committed fixtures.
 set -euo pipefail
