@@ -57,6 +57,8 @@ pub enum EmbedError {
     InputTooLong { index: usize, n_tokens: usize, limit: usize },
     #[error("dimensions must be between 1 and the model's {n_embd}, not {requested}")]
     BadDimensions { requested: usize, n_embd: usize },
+    #[error("input {index} has token id {id}, outside the vocabulary of {n_vocab}")]
+    BadToken { index: usize, id: u32, n_vocab: usize },
     #[error("the embedding of input {0} is not finite")]
     NotFinite(usize),
     #[error(transparent)]
@@ -102,8 +104,12 @@ impl Embedder {
         let trained = self.encoder.config().context_length;
         let limit = opts.num_ctx.map_or(trained, |n| n.min(trained)).max(2);
         let mut tokens = Vec::with_capacity(inputs.len());
+        let n_vocab = self.encoder.vocab_size();
         for (index, input) in inputs.iter().enumerate() {
             let ids = self.tokens(input);
+            if let Some(&id) = ids.iter().find(|&&id| id as usize >= n_vocab) {
+                return Err(EmbedError::BadToken { index, id, n_vocab });
+            }
             tokens.push(if ids.len() <= limit {
                 ids
             } else if opts.truncate {

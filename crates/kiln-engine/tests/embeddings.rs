@@ -114,6 +114,8 @@ fn minilm_token_input_and_dimensions() {
     let short = e.embed(&[EmbedInput::Text(text.into())], &EmbedOptions { dimensions: Some(64), ..opts }).unwrap();
     assert_eq!(short.vectors[0].len(), 64);
     assert!(cosine(&short.vectors[0], &a.vectors[0][..64]) > 0.99999);
+    let outside = e.embed(&[EmbedInput::Tokens(vec![30522])], &opts);
+    assert!(matches!(outside, Err(EmbedError::BadToken { index: 0, id: 30522, n_vocab: 30522 })), "{outside:?}");
     let too_many = EmbedOptions { dimensions: Some(385), ..opts };
     assert!(matches!(e.embed(&[EmbedInput::Text(text.into())], &too_many), Err(EmbedError::BadDimensions { .. })));
 }

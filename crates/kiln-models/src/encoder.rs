@@ -96,7 +96,7 @@ impl Encoder {
             EncoderArch::Bert => None,
             EncoderArch::NomicBert => Some(Rope {
                 style: RopeStyle::Neox,
-                n_dims: c.head_dim,
+                n_dims: c.rope_dims,
                 freq_base: c.rope_freq_base,
                 freq_scale: 1.0,
                 freq_factors: None,
@@ -119,6 +119,11 @@ impl Encoder {
 
     pub fn config(&self) -> &EncoderConfig {
         &self.config
+    }
+
+    /// Tokens in the vocabulary (rows of the token embedding table).
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
     }
 
     pub fn file(&self) -> &GgufFile {

@@ -74,8 +74,9 @@ pub struct EncoderConfig {
     /// Longest input: the trained context (BERT has a position embedding per slot).
     pub context_length: usize,
     pub pooling: Pooling,
-    /// RoPE base (Nomic BERT).
+    /// RoPE base and rotated dimensions per head (Nomic BERT).
     pub rope_freq_base: f32,
+    pub rope_dims: usize,
 }
 
 /// Whether `file` holds an encoder Kiln runs through [`crate::Encoder`] rather than a
@@ -107,6 +108,17 @@ impl EncoderConfig {
                 problem: format!("{n_heads} heads do not divide the width {n_embd}"),
             });
         }
+        let head_dim = n_embd / n_heads;
+        let rope_dims = match file.get_u64(&key("rope.dimension_count"))? {
+            None => head_dim,
+            Some(d) if d > 0 && d as usize <= head_dim && d % 2 == 0 => d as usize,
+            Some(d) => {
+                return Err(ModelError::BadMetadata {
+                    key: key("rope.dimension_count"),
+                    problem: format!("{d} rotary dimensions for heads of {head_dim}"),
+                })
+            }
+        };
         let norm_eps = file
             .get_f32(&key("attention.layer_norm_epsilon"))?
             .ok_or_else(|| ModelError::MissingKey(key("attention.layer_norm_epsilon")))?;
@@ -116,11 +128,12 @@ impl EncoderConfig {
             n_embd,
             n_ff: req("feed_forward_length")?,
             n_heads,
-            head_dim: n_embd / n_heads,
+            head_dim,
             norm_eps,
             context_length: req("context_length")?,
             pooling: Pooling::from_gguf(&key("pooling_type"), file.get_u64(&key("pooling_type"))?)?,
             rope_freq_base: file.get_f32(&key("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_dims,
         })
     }
 }

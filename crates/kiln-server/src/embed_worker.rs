@@ -27,7 +27,9 @@ pub struct Embedded {
 
 fn embed_error(e: EmbedError) -> ApiError {
     match e {
-        EmbedError::InputTooLong { .. } | EmbedError::BadDimensions { .. } => ApiError::bad_request(e.to_string()),
+        EmbedError::InputTooLong { .. } | EmbedError::BadDimensions { .. } | EmbedError::BadToken { .. } => {
+            ApiError::bad_request(e.to_string())
+        }
         other => ApiError::internal(other.to_string()),
     }
 }

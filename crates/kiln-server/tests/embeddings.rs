@@ -162,6 +162,7 @@ async fn openai_embeddings_in_float_and_base64() {
         json!({ "model": "nomic", "input": "hello", "dimensions": 33 }),
         json!({ "model": "nomic", "input": "hello", "encoding_format": "int8" }),
         json!({ "model": "nomic", "input": "" }),
+        json!({ "model": "nomic", "input": [100000] }),
     ] {
         let (status, body) = post(&app, "/v1/embeddings", bad.clone()).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");
