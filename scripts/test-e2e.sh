@@ -22,15 +22,8 @@ kiln="$target/release/kiln"
 
 smollm2=$(scripts/fetch-models.sh smollm2)
 gemma3=$(scripts/fetch-models.sh gemma3)
-# The embedding model: all-MiniLM-L6-v2 as an F32 GGUF where the Rust tests find it
-# (kiln-testdata's minilm_gguf), made from the Hugging Face directory by llama.cpp's converter.
-minilm="${KILN_TEST_MODELS:-$cache/models}/all-MiniLM-L6-v2.gguf"
-if [ ! -s "$minilm" ]; then
-  minilm_dir=$(scripts/fetch-models.sh minilm)
-  hf_venv=$(scripts/hf-env.sh)
-  "$hf_venv/bin/python" "$(scripts/fetch-llama-cpp-src.sh)/convert_hf_to_gguf.py" "$minilm_dir" \
-    --outtype f32 --outfile "$minilm" >&2
-fi
+# The embedding model, as the Rust tests find it (kiln-testdata's minilm_gguf).
+minilm=$(scripts/make-minilm-gguf.sh)
 
 workdir=$(mktemp -d)
 server_pid=""

@@ -7,22 +7,13 @@ use crate::worker::Shared;
 use kiln_engine::{EmbedError, EmbedInput, EmbedOptions, Embedder, Embeddings};
 use std::sync::atomic::Ordering;
 use std::sync::mpsc as std_mpsc;
-use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// One embedding request for the model thread.
 pub struct EmbedJob {
     pub inputs: Vec<EmbedInput>,
     pub options: EmbedOptions,
-    pub reply: oneshot::Sender<Result<Embedded, ApiError>>,
-}
-
-/// A finished embedding request.
-#[derive(Debug, Clone)]
-pub struct Embedded {
-    pub embeddings: Embeddings,
-    /// Time the encoder took for this request.
-    pub duration: Duration,
+    pub reply: oneshot::Sender<Result<Embeddings, ApiError>>,
 }
 
 fn embed_error(e: EmbedError) -> ApiError {
@@ -39,7 +30,6 @@ pub(crate) fn run(embedder: Embedder, shared: Shared, rx: std_mpsc::Receiver<Emb
     while let Ok(job) = rx.recv() {
         // A client that left while the job waited costs nothing.
         if !job.reply.is_closed() {
-            let started = Instant::now();
             let result = embedder.embed(&job.inputs, &job.options).map_err(embed_error);
             let m = &shared.metrics;
             match &result {
@@ -51,7 +41,7 @@ pub(crate) fn run(embedder: Embedder, shared: Shared, rx: std_mpsc::Receiver<Emb
                     m.requests_failed.fetch_add(1, Ordering::Relaxed);
                 }
             }
-            let _ = job.reply.send(result.map(|embeddings| Embedded { embeddings, duration: started.elapsed() }));
+            let _ = job.reply.send(result);
         }
         shared.request_done();
     }

@@ -3,7 +3,6 @@
 //! inputs and vectors are spelled.
 
 use crate::capability::require_embedding;
-use crate::embed_worker::Embedded;
 use crate::error::{parse_json, ApiError, OpenAiError};
 use crate::keep_alive::{self, KeepAlive};
 use crate::options::{check_num_ctx, OllamaOptions};
@@ -12,7 +11,7 @@ use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
-use kiln_engine::{EmbedInput, EmbedOptions};
+use kiln_engine::{EmbedInput, EmbedOptions, Embeddings};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
@@ -105,7 +104,7 @@ async fn embed(
     inputs: Vec<EmbedInput>,
     options: EmbedOptions,
     keep_alive: Option<KeepAlive>,
-) -> Result<(Embedded, Duration), ApiError> {
+) -> Result<(Embeddings, Duration), ApiError> {
     let (worker, load) = state.registry.worker(model, keep_alive).await?;
     let rx = worker.embed(inputs, options)?;
     let embedded = rx.await.map_err(|_| ApiError::internal("the model thread stopped"))??;
@@ -134,10 +133,10 @@ pub async fn ollama_embed(State(state): State<AppState>, body: Bytes) -> Result<
     let (e, load) = embed(&state, &model, inputs, options, keep_alive).await?;
     Ok(Json(json!({
         "model": req.model,
-        "embeddings": e.embeddings.vectors,
+        "embeddings": e.vectors,
         "total_duration": nanos(started.elapsed()),
         "load_duration": nanos(load),
-        "prompt_eval_count": e.embeddings.prompt_tokens,
+        "prompt_eval_count": e.prompt_tokens,
     })))
 }
 
@@ -154,7 +153,7 @@ pub async fn ollama_embeddings(State(state): State<AppState>, body: Bytes) -> Re
         return Ok(Json(json!({ "embedding": [] })));
     }
     let (mut e, _) = embed(&state, &model, vec![EmbedInput::Text(req.prompt)], options, keep_alive).await?;
-    Ok(Json(json!({ "embedding": e.embeddings.vectors.pop().unwrap_or_default() })))
+    Ok(Json(json!({ "embedding": e.vectors.pop().unwrap_or_default() })))
 }
 
 /// `POST /v1/embeddings`: OpenAI's list of `{object, index, embedding}` with usage. Vectors
@@ -179,7 +178,6 @@ pub async fn openai_embeddings(State(state): State<AppState>, body: Bytes) -> Re
     let options = EmbedOptions { dimensions: req.dimensions, ..EmbedOptions::default() };
     let (e, _) = embed(&state, &model, inputs, options, None).await?;
     let data: Vec<Value> = e
-        .embeddings
         .vectors
         .iter()
         .enumerate()
@@ -188,7 +186,7 @@ pub async fn openai_embeddings(State(state): State<AppState>, body: Bytes) -> Re
             json!({ "object": "embedding", "index": index, "embedding": embedding })
         })
         .collect();
-    let tokens = e.embeddings.prompt_tokens;
+    let tokens = e.prompt_tokens;
     Ok(Json(json!({
         "object": "list",
         "data": data,

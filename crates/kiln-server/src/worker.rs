@@ -10,7 +10,7 @@
 //! An embedding model gets a thread of its own kind instead (`embed_worker`), behind the same
 //! handle.
 
-use crate::embed_worker::{self, EmbedJob, Embedded};
+use crate::embed_worker::{self, EmbedJob};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::RequestOptions;
@@ -18,7 +18,8 @@ use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
 use kiln_engine::{
-    default_threads, DoneReason, EmbedInput, EmbedOptions, Embedder, Engine, EngineConfig, EngineError, GenerationStats,
+    default_threads, DoneReason, EmbedInput, EmbedOptions, Embedder, Embeddings, Engine, EngineConfig, EngineError,
+    GenerationStats,
 };
 use kiln_gguf::GgufFile;
 use kiln_models::Model;
@@ -282,7 +283,7 @@ impl WorkerHandle {
         &self,
         inputs: Vec<EmbedInput>,
         options: EmbedOptions,
-    ) -> Result<oneshot::Receiver<Result<Embedded, ApiError>>, ApiError> {
+    ) -> Result<oneshot::Receiver<Result<Embeddings, ApiError>>, ApiError> {
         let Jobs::Embed(jobs) = &self.jobs else {
             return Err(ApiError::bad_request("this model generates text; it does not compute embeddings"));
         };

@@ -247,7 +247,7 @@ impl Tokenizer {
     pub fn is_control(&self, id: u32) -> bool {
         self.vocab.has(id, attr::CONTROL)
     }
-    /// Whether the vocabulary is SentencePiece (`true`) or byte-level BPE (`false`).
+    /// Whether the vocabulary is SentencePiece (`true`) or byte-level BPE or WordPiece (`false`).
     pub fn is_sentencepiece(&self) -> bool {
         self.kind == Kind::Spm
     }
