@@ -185,6 +185,9 @@ impl WorkerHandle {
                 if kiln_models::is_encoder(&file) {
                     match Embedder::from_file(file, n_threads) {
                         Ok(embedder) => {
+                            // `/api/ps` shows an encoder's context: the longest input it takes.
+                            let context = embedder.encoder().config().context_length;
+                            thread_shared.num_ctx.store(context, Ordering::Relaxed);
                             let (tx, rx) = std_mpsc::channel();
                             let _ = ready_tx.send(Ok((started.elapsed(), 1, Jobs::Embed(tx))));
                             embed_worker::run(embedder, thread_shared, rx);

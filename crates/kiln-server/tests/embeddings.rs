@@ -176,6 +176,11 @@ async fn an_embedding_model_shows_its_capability_and_refuses_to_generate() {
     let (status, show) = post(&app, "/api/show", json!({ "model": "nomic" })).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(show["capabilities"], json!(["embedding"]));
+    // Loaded, it shows the encoder's own context.
+    post(&app, "/api/embed", json!({ "model": "nomic", "input": "hello" })).await;
+    let ps = app.clone().oneshot(Request::get("/api/ps").body(Body::empty()).unwrap()).await.unwrap();
+    let ps: Value = serde_json::from_slice(&axum::body::to_bytes(ps.into_body(), usize::MAX).await.unwrap()).unwrap();
+    assert_eq!(ps["models"][0]["context_length"], 512, "{ps}");
     let chat = json!({ "model": "nomic", "messages": [{ "role": "user", "content": "hi" }] });
     for (uri, body, verb) in [
         ("/api/generate", json!({ "model": "nomic", "prompt": "hi" }), "generate"),
