@@ -126,10 +126,6 @@ impl Encoder {
         self.vocab_size
     }
 
-    pub fn file(&self) -> &GgufFile {
-        &self.file
-    }
-
     /// One pooled vector (`n_embd` values, not normalised) per input. Inputs are token ids
     /// (special tokens included), each non-empty and at most `context_length` long.
     pub fn embed(&self, pool: &ThreadPool, inputs: &[&[u32]]) -> Result<Vec<Vec<f32>>, ModelError> {

@@ -22,13 +22,6 @@ impl EncoderArch {
             _ => None,
         }
     }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            EncoderArch::Bert => "bert",
-            EncoderArch::NomicBert => "nomic-bert",
-        }
-    }
 }
 
 /// How a sequence's token states become one vector (`{arch}.pooling_type`, llama.cpp's
