@@ -1,6 +1,7 @@
 //! kiln-engine: sequences, KV block management, sampling, chat templates, generation.
 pub mod block_manager;
 pub mod chat_template;
+pub mod constraint;
 pub mod engine;
 pub mod generation;
 pub mod prompt;

@@ -21,6 +21,7 @@ fn greedy(max_tokens: usize) -> GenerateOptions {
         sampling: SamplingParams { repeat_penalty: 1.0, ..SamplingParams::greedy() },
         max_tokens: Some(max_tokens),
         stop: vec![],
+        grammar: None,
     }
 }
 
