@@ -17,6 +17,7 @@ pub mod registry;
 mod routes_library;
 mod routes_ollama;
 mod routes_openai;
+mod structured;
 pub mod worker;
 
 use axum::extract::DefaultBodyLimit;

@@ -11,6 +11,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::RequestOptions;
 use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::constraint::ConstraintError;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
@@ -266,7 +267,10 @@ fn engine_error(e: &EngineError) -> ApiError {
         EngineError::PromptTooLong { .. }
         | EngineError::Sampling(_)
         | EngineError::ZeroContext
-        | EngineError::EmptyPrompt => ApiError::bad_request(e.to_string()),
+        | EngineError::EmptyPrompt
+        | EngineError::Constraint(ConstraintError::Invalid(_) | ConstraintError::Unsupported(_)) => {
+            ApiError::bad_request(e.to_string())
+        }
         other => ApiError::internal(other.to_string()),
     }
 }
