@@ -65,6 +65,10 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// A grammar the answer must match (structured output).
     pub grammar: Option<Grammar>,
+    /// The grammar applies only after this text has been generated; before, the answer is
+    /// free. The server sets it to the closing tag when the prompt opens a thinking block,
+    /// so that the thinking stays free and the grammar shapes the content after it.
+    pub grammar_after: Option<String>,
 }
 
 /// Why generation ended.

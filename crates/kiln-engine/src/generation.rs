@@ -16,6 +16,10 @@ pub struct Generation {
     pub generated: Vec<u32>,
     stopped_by_string: bool,
     constraint: Option<Constraint>,
+    /// While set, the constraint waits: the answer is free until this text has been
+    /// generated (the end of a thinking block), and `recent` keeps the text that may hold it.
+    constraint_after: Option<String>,
+    recent: String,
 }
 
 /// What one sampled token produced.
@@ -39,19 +43,44 @@ impl Generation {
             generated: Vec::new(),
             stopped_by_string: false,
             constraint,
+            constraint_after: opts.grammar_after.clone().filter(|t| !t.is_empty()),
+            recent: String::new(),
         })
     }
 
-    /// Whether a grammar constrains the answer.
+    /// Whether a grammar constrains the next token.
     pub fn is_constrained(&self) -> bool {
-        self.constraint.is_some()
+        self.active().is_some()
+    }
+
+    fn active(&self) -> Option<&Constraint> {
+        self.constraint.as_ref().filter(|_| self.constraint_after.is_none())
+    }
+
+    fn active_mut(&mut self) -> Option<&mut Constraint> {
+        self.constraint.as_mut().filter(|_| self.constraint_after.is_none())
     }
 
     /// Computes the constraint's mask for the next token ahead of [`Generation::accept`], so
     /// that it can run while the forward pass computes the logits.
     pub fn prepare_mask(&mut self) {
-        if let Some(c) = self.constraint.as_mut() {
+        if let Some(c) = self.active_mut() {
             c.prepare();
+        }
+    }
+
+    /// Watches for the text that starts the constraint; once seen, the next token is
+    /// constrained.
+    fn watch_for_constraint_start(&mut self, tok: &Tokenizer, token: u32) {
+        let Some(after) = &self.constraint_after else { return };
+        self.recent.push_str(&String::from_utf8_lossy(&tok.token_to_piece(token, false)));
+        if self.recent.contains(after.as_str()) {
+            self.constraint_after = None;
+            self.recent = String::new();
+        } else if self.recent.len() > 4 * after.len() {
+            let keep = self.recent.len() - after.len();
+            let cut = (keep..self.recent.len()).find(|&i| self.recent.is_char_boundary(i)).unwrap_or(0);
+            self.recent.drain(..cut);
         }
     }
 
@@ -71,16 +100,18 @@ impl Generation {
         tokens: &mut Vec<u32>,
         max_ctx: usize,
     ) -> Result<Accepted, ConstraintError> {
-        let token = match self.constraint.as_mut() {
+        let waiting = self.constraint_after.is_some();
+        let token = match self.constraint.as_mut().filter(|_| !waiting) {
             Some(c) => self.sampler.sample_masked(logits, tokens, Some(TokenMask(c.allowed()?))),
             None => self.sampler.sample(logits, tokens),
         };
         if tok.is_eog(token) {
             return Ok(Accepted { text: String::new(), done: Some(DoneReason::Stop) });
         }
-        if let Some(c) = self.constraint.as_mut() {
+        if let Some(c) = self.active_mut() {
             c.commit(token)?;
         }
+        self.watch_for_constraint_start(tok, token);
         self.generated.push(token);
         tokens.push(token);
         let outcome = self.stops.push(&self.decode.push(tok, token));
@@ -88,7 +119,7 @@ impl Generation {
             self.stopped_by_string = true;
             return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop) });
         }
-        if self.constraint.as_ref().is_some_and(Constraint::is_finished) {
+        if self.active().is_some_and(Constraint::is_finished) {
             return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop) });
         }
         // Stop before computing logits nobody will sample from.

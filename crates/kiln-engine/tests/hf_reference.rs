@@ -92,6 +92,7 @@ fn check(arch: &str) {
         max_tokens: Some(reference.greedy.len()),
         stop: vec![],
         grammar: None,
+        grammar_after: None,
     };
     let stats = engine.generate(&mut seq, &opts, &mut |_| true).unwrap();
     // transformers generated past the end-of-turn token; Kiln stops there.

@@ -115,6 +115,7 @@ fn check_model(model_file: &str, fixture_file: &str) {
             max_tokens: Some(greedy.len()),
             stop: vec![],
             grammar: None,
+            grammar_after: None,
         };
         let mut seq = Sequence::default();
         engine.set_tokens(&mut seq, &prompt_tokens).unwrap();

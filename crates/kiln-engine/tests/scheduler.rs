@@ -22,6 +22,7 @@ fn greedy(max_tokens: usize) -> GenerateOptions {
         max_tokens: Some(max_tokens),
         stop: vec![],
         grammar: None,
+        grammar_after: None,
     }
 }
 
@@ -225,4 +226,28 @@ fn an_invalid_grammar_is_refused_when_the_request_is_added() {
     let err = s.add(0, vec![1, 2, 3], &opts, 256).unwrap_err();
     assert!(matches!(err, kiln_engine::EngineError::Constraint(ConstraintError::Invalid(_))), "{err}");
     assert!(s.is_idle());
+}
+
+#[test]
+fn a_grammar_after_a_closing_text_leaves_what_comes_before_free() {
+    use kiln_engine::constraint::Grammar;
+    let Some(mut e) = engine(1024) else { return };
+    let prompt = e.tokenizer().encode("The capital of France is", true, true);
+    let free = alone(&mut e, &prompt, 8);
+    // The free answer's first two tokens stand for a thinking block and its closing tag.
+    let closing = e.tokenizer().decode(&free[..2], false);
+    let opts = GenerateOptions {
+        grammar: Some(Grammar::Regex("[0-9]{3}".into())),
+        grammar_after: Some(closing.clone()),
+        ..greedy(16)
+    };
+    let mut s = Scheduler::new(e, SchedulerConfig { max_running: 1, step_tokens: 512 });
+    s.add(0, prompt, &opts, 1024).unwrap();
+    let got = run_all(&mut s);
+    let (text, st) = &got[&0];
+    assert_eq!(st.generated[..2], free[..2], "the text before the closing one is the free answer");
+    let rest =
+        text.strip_prefix(closing.as_str()).unwrap_or_else(|| panic!("{text:?} does not start with {closing:?}"));
+    assert!(rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
+    assert_eq!(st.done_reason, kiln_engine::DoneReason::Stop);
 }

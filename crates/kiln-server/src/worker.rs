@@ -429,7 +429,7 @@ impl ModelThread {
     }
 
     /// Turns a job into a scheduled request, or answers it with an error.
-    fn accept(&mut self, job: Job, load: Duration) {
+    fn accept(&mut self, mut job: Job, load: Duration) {
         // A client that left while the request waited in the channel costs nothing.
         if job.events.is_closed() {
             self.shared.request_done();
@@ -452,10 +452,12 @@ impl ModelThread {
             Err(e) => return self.fail(&job.events, e),
         };
         // Templates that make the model think end the prompt with the opening tag.
-        let thinking = tags.map(|tags| {
-            let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
-            ThinkingSplitter::new(tags, ThinkingSplitter::prompt_opens(tags, &tail))
-        });
+        let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
+        let opened = tags.filter(|&t| ThinkingSplitter::prompt_opens(t, &tail));
+        let thinking = tags.map(|tags| ThinkingSplitter::new(tags, opened.is_some()));
+        // A grammar shapes the content: thinking the prompt opened stays free until it closes.
+        let generate = &mut job.options.generate;
+        generate.grammar_after = opened.filter(|_| generate.grammar.is_some()).map(|t| t.close.to_string());
         let id = self.next_id;
         self.next_id += 1;
         let prompt_tokens = tokens.len();
