@@ -4,7 +4,8 @@ both APIs (tests/e2e/test_structured.py), each of whose answers must validate.
 
 The corpus is built from fixed parts, without randomness, so it only changes when this
 script does. Every string is bounded (maxLength, an enum or a bounded pattern), every
-number has bounds and every array a maxItems: a schema that lets a small model go on
+number has bounds (and a multipleOf, since a fraction could go on), every object is closed and every array has a maxItems, and
+recursion is unrolled to a fixed depth: a schema that lets a small model go on
 forever would test the token budget, not the constraint.
 
 Usage: scripts/gen-schema-corpus.py  (from the repository root)
@@ -25,7 +26,9 @@ def i(lo, hi, **kw):
 
 
 def n(lo, hi, **kw):
-    return {"type": "number", "minimum": lo, "maximum": hi, **kw}
+    # A fraction may go on forever within any bounds; a multiple of a power of two has few
+    # digits and divides exactly in binary floating point, as the validator computes it.
+    return {"type": "number", "minimum": lo, "maximum": hi, "multipleOf": 0.25, **kw}
 
 
 BOOL = {"type": "boolean"}
@@ -127,7 +130,7 @@ def nested():
         ("nested-movie", obj({"movie": obj({"title": s(24), "rating": n(0, 10)}), "seen": BOOL})),
         ("nested-team", obj({"team": obj({"name": s(16), "members": arr(s(12), 1, 3)})})),
         ("nested-recipe", obj({"dish": s(20), "ingredients": arr(obj({"item": s(12), "grams": i(1, 1000)}), 1, 3)})),
-        ("nested-open-inner", obj({"meta": {"type": "object", "properties": {"source": s(12)}, "required": ["source"]}})),
+        ("nested-optional-inner", obj({"meta": obj({"source": s(12), "note": s(12)}, ["source"])})),
         ("nested-product", obj({"product": obj({"name": s(16), "price": obj({"amount": n(0, 500), "currency": {"enum": ["EUR", "USD"]}})})})),
         ("nested-event", obj({"event": s(20), "when": obj({"year": i(2000, 2030), "month": i(1, 12), "day": i(1, 28)})})),
         ("nested-student", obj({"student": obj({"name": s(16), "grades": arr(i(1, 6), 1, 3)})})),
@@ -174,16 +177,17 @@ def refs():
         ("ref-definitions-draft7", {"definitions": {"Item": obj({"sku": s(8), "qty": i(1, 9)})},
                                     **obj({"item": {"$ref": "#/definitions/Item"}})}),
         ("ref-chain", with_defs({"A": obj({"b": r("B")}), "B": obj({"c": r("C")}), "C": i(0, 9)}, r("A"))),
-        ("ref-tree", with_defs({"Node": obj({"value": i(0, 9), "children": arr(r("Node"), 0, 2)}, ["value"])},
-                               r("Node"))),
+        ("ref-tree-two-levels", with_defs({"Leaf": obj({"value": i(0, 9)}),
+                                          "Node": obj({"value": i(0, 9), "children": arr(r("Leaf"), 0, 2)}, ["value"])},
+                                         r("Node"))),
         ("ref-pydantic-style", with_defs({"Pet": {"title": "Pet", "type": "object",
                                                   "properties": {"kind": {"title": "Kind", "enum": ["cat", "dog"]},
                                                                  "name": {"title": "Name", **s(12)}},
-                                                  "required": ["kind", "name"]}},
+                                                  "required": ["kind", "name"], "additionalProperties": False}},
                                          {"title": "Owner", "type": "object",
                                           "properties": {"name": {"title": "Name", **s(16)},
                                                          "pets": {"title": "Pets", **arr(r("Pet"), 1, 2)}},
-                                          "required": ["name", "pets"]})),
+                                          "required": ["name", "pets"], "additionalProperties": False})),
         ("ref-in-anyof", with_defs({"Cat": obj({"meows": BOOL}), "Dog": obj({"barks": BOOL})},
                                    obj({"pet": {"anyOf": [r("Cat"), r("Dog")]}}))),
         ("ref-array-of-enum", with_defs({"Day": {"enum": ["Sat", "Sun"]}}, obj({"weekend": arr(r("Day"), 1, 2)}))),
@@ -193,7 +197,8 @@ def refs():
 def numbers():
     return [
         ("number-negative-range", obj({"temperature": n(-30, -1)})),
-        ("number-exclusive", obj({"ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1}})),
+        ("number-exclusive", obj({"ratio": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1,
+                                             "multipleOf": 0.125}})),
         ("integer-exclusive", obj({"n": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10}})),
         ("integer-large-range", obj({"population": i(1000, 10000000)})),
         ("integer-negative", obj({"depth": i(-11000, 0)})),
@@ -203,6 +208,7 @@ def numbers():
         ("integer-percent-pair", obj({"min": i(0, 50), "max": i(50, 100)})),
         ("number-and-integer", obj({"weight": n(0.5, 200), "items": i(1, 20)})),
         ("number-root", n(0, 10)),
+        ("number-multiple-of-half", obj({"hours": n(0, 24, multipleOf=0.5)})),
         ("integer-root", i(1, 100)),
     ]
 
@@ -235,7 +241,7 @@ def unions():
                                                   obj({"kind": {"const": "square"}, "side": i(1, 9)})]}})),
         ("boolean-only", obj({"ok": BOOL})),
         ("empty-object", {"type": "object", "properties": {}, "additionalProperties": False}),
-        ("allof-merge", {"allOf": [obj({"a": i(0, 9)}, closed=False), obj({"b": BOOL}, closed=False)]}),
+        ("allof-merge", {"allOf": [{"type": "object", "required": ["a"]}, obj({"a": i(0, 9), "b": BOOL})]}),
         ("description-heavy", obj({"summary": {"type": "string", "description": "a one-line summary", "maxLength": 40},
                                    "words": {"type": "integer", "description": "how many words", **i(1, 40)}})),
     ]
