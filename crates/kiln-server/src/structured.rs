@@ -16,13 +16,15 @@ use kiln_engine::constraint::Grammar;
 use serde::Deserialize;
 use serde_json::Value;
 
-/// Ollama's `format`: absent, `null` or `""` leave the answer free.
+/// Ollama's `format`: absent, `null` or `""` leave the answer free. Schema keywords that
+/// cannot be enforced are ignored, as Ollama does (it has no `strict`); a schema that is
+/// wrong (an unknown type, a `$ref` to nothing) is still refused.
 pub fn ollama_format(format: Option<&Value>) -> Result<Option<Grammar>, ApiError> {
     match format {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Ok(None),
         Some(Value::String(s)) if s == "json" => Ok(Some(Grammar::JsonObject)),
-        Some(schema @ Value::Object(_)) => Ok(Some(Grammar::JsonSchema { schema: schema.clone(), strict: true })),
+        Some(schema @ Value::Object(_)) => Ok(Some(Grammar::JsonSchema { schema: schema.clone(), strict: false })),
         Some(other) => {
             Err(ApiError::bad_request(format!("invalid format {other}: expected \"json\" or a JSON schema")))
         }
@@ -131,7 +133,7 @@ mod tests {
         assert_eq!(ollama_format(Some(&json!(""))).unwrap(), None);
         assert_eq!(ollama_format(Some(&json!("json"))).unwrap(), Some(Grammar::JsonObject));
         let schema = json!({ "type": "object" });
-        assert_eq!(ollama_format(Some(&schema)).unwrap(), Some(Grammar::JsonSchema { schema, strict: true }));
+        assert_eq!(ollama_format(Some(&schema)).unwrap(), Some(Grammar::JsonSchema { schema, strict: false }));
         let e = ollama_format(Some(&json!("xml"))).unwrap_err();
         assert_eq!(e.status, axum::http::StatusCode::BAD_REQUEST);
         assert!(e.message.contains("\"xml\""), "{}", e.message);

@@ -134,7 +134,10 @@ fn invalid_grammars_are_errors_naming_the_problem() {
     let Some((_, compiler)) = smollm2() else { return };
     let bad = [
         Grammar::JsonSchema { schema: json!({ "type": "strng" }), strict: true },
+        Grammar::JsonSchema { schema: json!({ "type": "strng" }), strict: false },
         Grammar::JsonSchema { schema: json!({ "$ref": "#/$defs/missing" }), strict: true },
+        Grammar::JsonSchema { schema: json!({ "$ref": "#/$defs/missing" }), strict: false },
+        Grammar::JsonSchema { schema: json!({ "type": "string", "format": "no-such-format" }), strict: true },
         Grammar::JsonSchema { schema: json!([1]), strict: true },
         Grammar::Regex("([a-z]".into()),
         Grammar::Lark("start: undefined_rule".into()),
@@ -147,6 +150,15 @@ fn invalid_grammars_are_errors_naming_the_problem() {
             Ok(_) => panic!("{g:?} compiled"),
         }
     }
+}
+
+#[test]
+fn without_strict_keywords_that_cannot_be_enforced_are_ignored() {
+    let Some((tok, compiler)) = smollm2() else { return };
+    let schema = json!({ "type": "string", "format": "no-such-format", "maxLength": 3 });
+    let mut c = compiler.compile(&Grammar::JsonSchema { schema, strict: false }).unwrap();
+    assert_eq!(feed(tok, &mut c, r#""abc""#), tok.encode(r#""abc""#, false, false).len());
+    assert!(c.is_finished(), "maxLength is still enforced");
 }
 
 #[test]
