@@ -174,3 +174,16 @@ def test_invalid_openai_constraints_are_400(extra):
         client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "hi"}], stream=True,
                                        extra_body=extra)
     assert e.value.status_code == 400
+
+
+def test_keywords_that_cannot_be_enforced_are_ignored_unless_strict():
+    schema = {"type": "object", "properties": {"day": {"type": "string", "format": "no-such-format", "maxLength": 10}},
+              "required": ["day"], "additionalProperties": False}
+    r = ollama.Client(host=URL).chat(model=MODEL, messages=prompt(schema), format=schema,
+                                      options={"temperature": 0, "num_predict": BUDGET})
+    assert r.done_reason == "stop" and isinstance(json.loads(r.message.content)["day"], str), r.message.content
+    client = openai.OpenAI(base_url=URL + "/v1", api_key="x")
+    rf = {"type": "json_schema", "json_schema": {"name": "day", "schema": schema, "strict": True}}
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=MODEL, messages=prompt(schema), response_format=rf)
+    assert "no-such-format" in str(e.value)
