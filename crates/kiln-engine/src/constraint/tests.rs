@@ -171,3 +171,18 @@ fn sentencepiece_vocabularies_carry_grammars_too() {
     assert_eq!(feed(&tok, &mut c, doc), tok.encode(doc, false, false).len());
     assert!(c.is_finished());
 }
+
+#[test]
+fn a_lark_grammar_can_embed_a_schema_as_a_tool_call_would() {
+    let Some((tok, compiler)) = smollm2() else { return };
+    let args = json!({ "type": "object", "properties": { "city": { "type": "string", "maxLength": 20 } },
+                       "required": ["city"], "additionalProperties": false });
+    let lark = format!("start: \"<tool_call>\" call \"</tool_call>\"\ncall: %json {args}");
+    let mut c = compiler.compile(&Grammar::Lark(lark.clone())).unwrap();
+    let call = r#"<tool_call>{"city":"Oslo"}</tool_call>"#;
+    assert_eq!(feed(tok, &mut c, call), tok.encode(call, false, false).len());
+    assert!(c.is_finished());
+    let mut c = compiler.compile(&Grammar::Lark(lark)).unwrap();
+    let wrong = r#"<tool_call>{"town":"Oslo"}</tool_call>"#;
+    assert!(feed(tok, &mut c, wrong) < tok.encode(wrong, false, false).len());
+}
