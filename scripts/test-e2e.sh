@@ -11,9 +11,9 @@ cache="${KILN_CACHE:-$HOME/.cache/kiln}"
 py="${PYTHON:-python3}"
 
 venv="$cache/e2e-venv"
-if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c "import ollama, openai, httpx, pytest" 2>/dev/null; then
+if [ ! -x "$venv/bin/pytest" ] || ! "$venv/bin/python" -c "import ollama, openai, httpx, pytest, jsonschema" 2>/dev/null; then
   "$py" -m venv "$venv"
-  "$venv/bin/pip" install --quiet ollama openai pytest httpx
+  "$venv/bin/pip" install --quiet ollama openai pytest httpx jsonschema
 fi
 
 cargo build --release --locked -p kiln

@@ -4,13 +4,14 @@
 //! through `Model::forward` with a `Batch`, the same path a multi-sequence server step takes.
 
 use crate::block_manager::{BlockManager, OutOfBlocks};
+use crate::constraint::{ConstraintError, Grammar, GrammarCompiler};
 use crate::generation::Generation;
 use crate::sampler::{SamplingError, SamplingParams};
 use crate::sequence::Sequence;
 use kiln_kernels::ThreadPool;
 use kiln_models::{Batch, KvCache, Model, ModelError, Scratch};
 use kiln_tokenizer::Tokenizer;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Token slots per KV block.
@@ -50,6 +51,8 @@ pub enum EngineError {
     ZeroContext,
     #[error("the prompt is empty")]
     EmptyPrompt,
+    #[error(transparent)]
+    Constraint(#[from] ConstraintError),
 }
 
 /// What to generate after the prompt.
@@ -60,6 +63,12 @@ pub struct GenerateOptions {
     pub max_tokens: Option<usize>,
     /// Generation stops before any of these strings; they are not part of the output.
     pub stop: Vec<String>,
+    /// A grammar the answer must match (structured output).
+    pub grammar: Option<Grammar>,
+    /// The grammar applies only after this text has been generated; before, the answer is
+    /// free. The server sets it to the closing tag when the prompt opens a thinking block,
+    /// so that the thinking stays free and the grammar shapes the content after it.
+    pub grammar_after: Option<String>,
 }
 
 /// Why generation ended.
@@ -109,6 +118,9 @@ pub struct Engine {
     blocks: BlockManager,
     scratch: Scratch,
     config: EngineConfig,
+    /// Built on the first constrained request: indexing the vocabulary takes a moment that
+    /// unconstrained use should not pay.
+    grammars: OnceLock<Result<GrammarCompiler, ConstraintError>>,
 }
 
 impl Engine {
@@ -127,6 +139,7 @@ impl Engine {
             model,
             tokenizer: Arc::new(tokenizer),
             config,
+            grammars: OnceLock::new(),
         })
     }
 
@@ -149,6 +162,19 @@ impl Engine {
 
     pub fn config(&self) -> &EngineConfig {
         &self.config
+    }
+
+    /// A request's decoding state, with its grammar compiled against this vocabulary.
+    pub(crate) fn generation(&self, opts: &GenerateOptions) -> Result<Generation, EngineError> {
+        let constraint = match &opts.grammar {
+            Some(grammar) => Some(self.grammar_compiler()?.compile(grammar)?),
+            None => None,
+        };
+        Ok(Generation::new(opts, constraint)?)
+    }
+
+    fn grammar_compiler(&self) -> Result<&GrammarCompiler, ConstraintError> {
+        self.grammars.get_or_init(|| GrammarCompiler::new(Arc::clone(&self.tokenizer))).as_ref().map_err(Clone::clone)
     }
 
     /// Bytes reserved for the KV cache.
@@ -248,7 +274,7 @@ impl Engine {
         opts: &GenerateOptions,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Result<GenerationStats, EngineError> {
-        let mut gen = Generation::new(opts)?;
+        let mut gen = self.generation(opts)?;
         let prompt_cached = seq.n_cached;
         let t0 = Instant::now();
         let mut logits = self.prefill(seq)?;
@@ -260,7 +286,7 @@ impl Engine {
             if !gen.wants_more() {
                 break DoneReason::Length;
             }
-            let accepted = gen.accept(&tokenizer, &logits, &mut seq.tokens, self.config.num_ctx);
+            let accepted = gen.accept(&tokenizer, &logits, &mut seq.tokens, self.config.num_ctx)?;
             if !accepted.text.is_empty() && !on_text(&accepted.text) {
                 break DoneReason::Cancelled;
             }

@@ -1,9 +1,10 @@
 //! One request's decoding state between forward steps: its sampler, stop strings, streaming
-//! text decoder and limits. The single-sequence loop (`Engine::generate`) and the
-//! continuous-batching scheduler both turn logits into tokens and text through it.
+//! text decoder, limits and grammar constraint. The single-sequence loop (`Engine::generate`)
+//! and the continuous-batching scheduler both turn logits into tokens and text through it.
 
+use crate::constraint::{Constraint, ConstraintError};
 use crate::engine::{DoneReason, GenerateOptions};
-use crate::sampler::{Sampler, SamplingError, StopMatcher};
+use crate::sampler::{Sampler, SamplingError, StopMatcher, TokenMask};
 use kiln_tokenizer::DecodeState;
 use kiln_tokenizer::Tokenizer;
 
@@ -14,6 +15,11 @@ pub struct Generation {
     max_tokens: Option<usize>,
     pub generated: Vec<u32>,
     stopped_by_string: bool,
+    constraint: Option<Constraint>,
+    /// While set, the constraint waits: the answer is free until this text has been
+    /// generated (the end of a thinking block), and `recent` keeps the text that may hold it.
+    constraint_after: Option<String>,
+    recent: String,
 }
 
 /// What one sampled token produced.
@@ -27,7 +33,8 @@ pub struct Accepted {
 }
 
 impl Generation {
-    pub fn new(opts: &GenerateOptions) -> Result<Generation, SamplingError> {
+    /// `constraint`: the grammar the answer must match, compiled for this request.
+    pub fn new(opts: &GenerateOptions, constraint: Option<Constraint>) -> Result<Generation, SamplingError> {
         Ok(Generation {
             sampler: Sampler::new(opts.sampling.clone())?,
             stops: StopMatcher::new(opts.stop.clone()),
@@ -35,7 +42,46 @@ impl Generation {
             max_tokens: opts.max_tokens,
             generated: Vec::new(),
             stopped_by_string: false,
+            constraint,
+            constraint_after: opts.grammar_after.clone().filter(|t| !t.is_empty()),
+            recent: String::new(),
         })
+    }
+
+    /// Whether a grammar constrains the next token.
+    pub fn is_constrained(&self) -> bool {
+        self.active().is_some()
+    }
+
+    fn active(&self) -> Option<&Constraint> {
+        self.constraint.as_ref().filter(|_| self.constraint_after.is_none())
+    }
+
+    fn active_mut(&mut self) -> Option<&mut Constraint> {
+        self.constraint.as_mut().filter(|_| self.constraint_after.is_none())
+    }
+
+    /// Computes the constraint's mask for the next token ahead of [`Generation::accept`], so
+    /// that it can run while the forward pass computes the logits.
+    pub fn prepare_mask(&mut self) {
+        if let Some(c) = self.active_mut() {
+            c.prepare();
+        }
+    }
+
+    /// Watches for the text that starts the constraint; once seen, the next token is
+    /// constrained.
+    fn watch_for_constraint_start(&mut self, tok: &Tokenizer, token: u32) {
+        let Some(after) = &self.constraint_after else { return };
+        self.recent.push_str(&String::from_utf8_lossy(&tok.token_to_piece(token, false)));
+        if self.recent.contains(after.as_str()) {
+            self.constraint_after = None;
+            self.recent = String::new();
+        } else if self.recent.len() > 4 * after.len() {
+            let keep = self.recent.len() - after.len();
+            let cut = (keep..self.recent.len()).find(|&i| self.recent.is_char_boundary(i)).unwrap_or(0);
+            self.recent.drain(..cut);
+        }
     }
 
     /// Whether another token may be generated (checked before computing logits for it).
@@ -45,21 +91,40 @@ impl Generation {
 
     /// Samples the next token from `logits`, appends it to `tokens` (the sequence so far,
     /// which `max_ctx` bounds) and says what it produced.
-    pub fn accept(&mut self, tok: &Tokenizer, logits: &[f32], tokens: &mut Vec<u32>, max_ctx: usize) -> Accepted {
-        let token = self.sampler.sample(logits, tokens);
+    /// With a constraint, only tokens its grammar allows are sampled, and the answer ends as
+    /// soon as the grammar is complete.
+    pub fn accept(
+        &mut self,
+        tok: &Tokenizer,
+        logits: &[f32],
+        tokens: &mut Vec<u32>,
+        max_ctx: usize,
+    ) -> Result<Accepted, ConstraintError> {
+        let waiting = self.constraint_after.is_some();
+        let token = match self.constraint.as_mut().filter(|_| !waiting) {
+            Some(c) => self.sampler.sample_masked(logits, tokens, Some(TokenMask(c.allowed()?))),
+            None => self.sampler.sample(logits, tokens),
+        };
         if tok.is_eog(token) {
-            return Accepted { text: String::new(), done: Some(DoneReason::Stop) };
+            return Ok(Accepted { text: String::new(), done: Some(DoneReason::Stop) });
         }
+        if let Some(c) = self.active_mut() {
+            c.commit(token)?;
+        }
+        self.watch_for_constraint_start(tok, token);
         self.generated.push(token);
         tokens.push(token);
         let outcome = self.stops.push(&self.decode.push(tok, token));
         if outcome.stopped {
             self.stopped_by_string = true;
-            return Accepted { text: outcome.emit, done: Some(DoneReason::Stop) };
+            return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop) });
+        }
+        if self.active().is_some_and(Constraint::is_finished) {
+            return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop) });
         }
         // Stop before computing logits nobody will sample from.
         let done = (!self.wants_more() || tokens.len() >= max_ctx).then_some(DoneReason::Length);
-        Accepted { text: outcome.emit, done }
+        Ok(Accepted { text: outcome.emit, done })
     }
 
     /// Text still held back when the generation ends (an incomplete character, a partial

@@ -2,6 +2,7 @@
 //! embeddings through encoder models.
 pub mod block_manager;
 pub mod chat_template;
+pub mod constraint;
 pub mod embedder;
 pub mod engine;
 pub mod generation;

@@ -169,9 +169,14 @@ impl Sampler {
     /// Never modifies `logits` and never panics on odd input: NaN logits count as `-inf`,
     /// history ids outside the vocabulary are ignored, and an empty row yields token 0.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+        self.sample_masked(logits, history, None)
+    }
+
+    /// [`Sampler::sample`] among the tokens `allowed` allows (a constraint's mask) when given.
+    pub fn sample_masked(&mut self, logits: &[f32], history: &[u32], allowed: Option<TokenMask>) -> u32 {
         let greedy = self.params.temperature == 0.0;
         let u = if greedy { 0.0 } else { self.rng.next_f64() };
-        let candidates = self.candidates(logits, history);
+        let candidates = self.candidates_masked(logits, history, allowed);
         draw(candidates, u).unwrap_or(0)
     }
 
@@ -180,9 +185,18 @@ impl Sampler {
     ///
     /// Useful on its own for reporting alternatives (log-probabilities).
     pub fn candidates(&mut self, logits: &[f32], history: &[u32]) -> &[Candidate] {
-        let logits = if self.params.penalties_enabled() {
+        self.candidates_masked(logits, history, None)
+    }
+
+    /// [`Sampler::candidates`] among the tokens `allowed` allows. The mask comes first, so
+    /// penalties, top-k and top-p only ever rank tokens the constraint permits.
+    pub fn candidates_masked(&mut self, logits: &[f32], history: &[u32], allowed: Option<TokenMask>) -> &[Candidate] {
+        let logits = if allowed.is_some() || self.params.penalties_enabled() {
             self.logits.clear();
             self.logits.extend_from_slice(logits);
+            if let Some(mask) = allowed {
+                mask.apply(&mut self.logits);
+            }
             apply_penalties(&mut self.logits, history, &self.params, &mut self.window);
             &self.logits[..]
         } else {
@@ -206,6 +220,30 @@ impl Sampler {
         }
         softmax(cands);
         cands
+    }
+}
+
+/// The tokens a constraint allows: bit `id % 32` of word `id / 32` is set for an allowed
+/// token; ids past the last word are not allowed.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenMask<'a>(pub &'a [u32]);
+
+impl TokenMask<'_> {
+    /// Gives every token the mask does not allow a logit of `-inf`.
+    fn apply(self, logits: &mut [f32]) {
+        for (i, chunk) in logits.chunks_mut(32).enumerate() {
+            match self.0.get(i) {
+                Some(&u32::MAX) => {}
+                Some(&word) => {
+                    for (bit, logit) in chunk.iter_mut().enumerate() {
+                        if word & (1 << bit) == 0 {
+                            *logit = f32::NEG_INFINITY;
+                        }
+                    }
+                }
+                None => chunk.fill(f32::NEG_INFINITY),
+            }
+        }
     }
 }
 

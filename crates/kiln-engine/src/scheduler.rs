@@ -141,7 +141,7 @@ impl Scheduler {
                 trained: self.engine.model().config().context_length,
             });
         }
-        let gen = Generation::new(opts)?;
+        let gen = self.engine.generation(opts)?;
         let n_prompt = prompt.len();
         let seq = Sequence { tokens: prompt, ..Sequence::default() };
         self.waiting.push_back(Request {
@@ -303,7 +303,7 @@ impl Scheduler {
             planned.push((i, take));
             budget -= take;
         }
-        let logits = match self.engine.forward(&batch) {
+        let logits = match self.forward_and_prepare_masks(&batch, &sampled) {
             Ok(l) => l,
             Err(e) => {
                 // A failed step leaves the sequences' caches undefined: all of them fail.
@@ -334,8 +334,15 @@ impl Scheduler {
                 events.push((r.id, Event::Done(stats(r, DoneReason::Length))));
                 continue;
             }
-            let accepted =
-                r.gen.accept(&tokenizer, &logits[row * vocab..(row + 1) * vocab], &mut r.seq.tokens, r.max_ctx);
+            let row_logits = &logits[row * vocab..(row + 1) * vocab];
+            let accepted = match r.gen.accept(&tokenizer, row_logits, &mut r.seq.tokens, r.max_ctx) {
+                Ok(a) => a,
+                Err(e) => {
+                    finished.push(i);
+                    events.push((r.id, Event::Failed(Arc::new(e.into()))));
+                    continue;
+                }
+            };
             if !accepted.text.is_empty() {
                 events.push((r.id, Event::Text(accepted.text)));
             }
@@ -354,6 +361,28 @@ impl Scheduler {
             r.seq.clear(self.engine.blocks());
         }
         events
+    }
+
+    /// Runs the forward pass while a side thread computes the grammar masks of the
+    /// constrained sequences about to sample (the `sampled` running indices): a mask depends
+    /// only on the tokens already committed, so neither waits for the other, and a
+    /// constrained sequence does not slow the step for the others.
+    fn forward_and_prepare_masks(&mut self, batch: &Batch, sampled: &[usize]) -> Result<Vec<f32>, EngineError> {
+        let mut constrained: Vec<&mut Generation> = self
+            .running
+            .iter_mut()
+            .enumerate()
+            .filter(|(i, r)| r.gen.is_constrained() && r.gen.wants_more() && sampled.contains(i))
+            .map(|(_, r)| &mut r.gen)
+            .collect();
+        if constrained.is_empty() {
+            return self.engine.forward(batch);
+        }
+        let engine = &mut self.engine;
+        std::thread::scope(|s| {
+            s.spawn(|| constrained.iter_mut().for_each(|g| g.prepare_mask()));
+            engine.forward(batch)
+        })
     }
 
     /// Publishes the blocks of running request `i` that became full.

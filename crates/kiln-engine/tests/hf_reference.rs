@@ -91,6 +91,8 @@ fn check(arch: &str) {
         sampling: SamplingParams { repeat_penalty: 1.0, ..SamplingParams::greedy() },
         max_tokens: Some(reference.greedy.len()),
         stop: vec![],
+        grammar: None,
+        grammar_after: None,
     };
     let stats = engine.generate(&mut seq, &opts, &mut |_| true).unwrap();
     // transformers generated past the end-of-turn token; Kiln stops there.

@@ -114,6 +114,8 @@ fn check_model(model_file: &str, fixture_file: &str) {
             sampling: SamplingParams { temperature: 0.0, repeat_penalty: 1.0, ..SamplingParams::default() },
             max_tokens: Some(greedy.len()),
             stop: vec![],
+            grammar: None,
+            grammar_after: None,
         };
         let mut seq = Sequence::default();
         engine.set_tokens(&mut seq, &prompt_tokens).unwrap();

@@ -21,6 +21,8 @@ fn greedy(max_tokens: usize) -> GenerateOptions {
         sampling: SamplingParams { repeat_penalty: 1.0, ..SamplingParams::greedy() },
         max_tokens: Some(max_tokens),
         stop: vec![],
+        grammar: None,
+        grammar_after: None,
     }
 }
 
@@ -166,4 +168,86 @@ fn cancelling_frees_blocks_at_once_and_bad_requests_fail_early() {
         GenerateOptions { sampling: SamplingParams { temperature: -1.0, ..SamplingParams::default() }, ..greedy(1) };
     assert!(s.add(10, prompt, &bad, 1024).is_err());
     assert!(s.is_idle());
+}
+
+#[test]
+fn constrained_answers_match_their_grammar_and_leave_the_others_unchanged() {
+    use kiln_engine::constraint::Grammar;
+    let Some(mut single) = engine(4096) else { return };
+    let tok = |p: &str| single.tokenizer().encode(p, true, true);
+    let free: Vec<Vec<u32>> = PROMPTS[..4].iter().map(|p| tok(p)).collect();
+    let constrained_prompt = tok("The capital of France, as JSON:");
+    let want: Vec<Vec<u32>> = free.iter().map(|p| alone(&mut single, p, 24)).collect();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": { "city": { "type": "string", "maxLength": 12 }, "rank": { "type": "integer", "minimum": 1, "maximum": 9 } },
+        "required": ["city", "rank"],
+        "additionalProperties": false
+    });
+    let constrained = [
+        Grammar::JsonSchema { schema, strict: true },
+        Grammar::Regex("[0-9]{4}-[0-9]{2}-[0-9]{2}".into()),
+        Grammar::Choice(vec!["Paris".into(), "Rome".into()]),
+    ];
+
+    let mut s = Scheduler::new(engine(8 * 256).unwrap(), SchedulerConfig { max_running: 8, step_tokens: 512 });
+    for (i, p) in free.iter().enumerate() {
+        s.add(i as u64, p.clone(), &greedy(24), 4096).unwrap();
+    }
+    for (i, g) in constrained.iter().enumerate() {
+        let opts = GenerateOptions { grammar: Some(g.clone()), ..greedy(48) };
+        s.add(100 + i as u64, constrained_prompt.clone(), &opts, 4096).unwrap();
+    }
+    let got = run_all(&mut s);
+    for (i, w) in want.iter().enumerate() {
+        assert_eq!(&got[&(i as u64)].1.generated, w, "prompt {i} changed beside constrained requests");
+    }
+    let (json, st) = &got[&100];
+    assert_eq!(st.done_reason, kiln_engine::DoneReason::Stop, "{json}");
+    let v: serde_json::Value = serde_json::from_str(json).unwrap_or_else(|e| panic!("{json:?}: {e}"));
+    assert!(v["city"].as_str().is_some_and(|c| c.chars().count() <= 12), "{v}");
+    assert!(v["rank"].as_i64().is_some_and(|r| (1..=9).contains(&r)), "{v}");
+    let date = &got[&101].0;
+    assert!(
+        date.len() == 10
+            && date.chars().enumerate().all(|(i, c)| if i == 4 || i == 7 { c == '-' } else { c.is_ascii_digit() }),
+        "{date:?}"
+    );
+    assert!(["Paris", "Rome"].contains(&got[&102].0.as_str()), "{:?}", got[&102].0);
+    assert_eq!(s.stats().blocks_used, 0);
+}
+
+#[test]
+fn an_invalid_grammar_is_refused_when_the_request_is_added() {
+    use kiln_engine::constraint::{ConstraintError, Grammar};
+    let Some(e) = engine(256) else { return };
+    let mut s = Scheduler::new(e, SchedulerConfig { max_running: 1, step_tokens: 512 });
+    let opts = GenerateOptions { grammar: Some(Grammar::Regex("(".into())), ..greedy(4) };
+    let err = s.add(0, vec![1, 2, 3], &opts, 256).unwrap_err();
+    assert!(matches!(err, kiln_engine::EngineError::Constraint(ConstraintError::Invalid(_))), "{err}");
+    assert!(s.is_idle());
+}
+
+#[test]
+fn a_grammar_after_a_closing_text_leaves_what_comes_before_free() {
+    use kiln_engine::constraint::Grammar;
+    let Some(mut e) = engine(1024) else { return };
+    let prompt = e.tokenizer().encode("The capital of France is", true, true);
+    let free = alone(&mut e, &prompt, 8);
+    // The free answer's first two tokens stand for a thinking block and its closing tag.
+    let closing = e.tokenizer().decode(&free[..2], false);
+    let opts = GenerateOptions {
+        grammar: Some(Grammar::Regex("[0-9]{3}".into())),
+        grammar_after: Some(closing.clone()),
+        ..greedy(16)
+    };
+    let mut s = Scheduler::new(e, SchedulerConfig { max_running: 1, step_tokens: 512 });
+    s.add(0, prompt, &opts, 1024).unwrap();
+    let got = run_all(&mut s);
+    let (text, st) = &got[&0];
+    assert_eq!(st.generated[..2], free[..2], "the text before the closing one is the free answer");
+    let rest =
+        text.strip_prefix(closing.as_str()).unwrap_or_else(|| panic!("{text:?} does not start with {closing:?}"));
+    assert!(rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
+    assert_eq!(st.done_reason, kiln_engine::DoneReason::Stop);
 }

@@ -20,6 +20,7 @@ mod routes_embed;
 mod routes_library;
 mod routes_ollama;
 mod routes_openai;
+mod structured;
 pub mod worker;
 
 use axum::extract::DefaultBodyLimit;

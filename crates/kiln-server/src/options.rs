@@ -88,7 +88,10 @@ fn finish(
     if stop.iter().any(String::is_empty) {
         return Err(ApiError::bad_request("invalid option stop: stop strings must not be empty"));
     }
-    Ok(RequestOptions { generate: GenerateOptions { sampling, max_tokens, stop }, num_ctx })
+    Ok(RequestOptions {
+        generate: GenerateOptions { sampling, max_tokens, stop, grammar: None, grammar_after: None },
+        num_ctx,
+    })
 }
 
 impl OllamaOptions {

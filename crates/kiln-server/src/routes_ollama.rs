@@ -8,6 +8,7 @@ use crate::error::{parse_json, ApiError};
 use crate::keep_alive::{self, KeepAlive};
 use crate::options::{OllamaOptions, RequestOptions};
 use crate::registry::ModelEntry;
+use crate::structured;
 use crate::worker::{ChatPrompt, Done, Event, Prompt};
 use crate::AppState;
 use axum::body::Bytes;
@@ -96,14 +97,6 @@ fn no_images(images: &Option<Vec<String>>) -> Result<(), ApiError> {
             Err(ApiError::bad_request("images are not supported: kiln serves text-only models"))
         }
         _ => Ok(()),
-    }
-}
-
-fn no_format(format: &Option<Value>) -> Result<(), ApiError> {
-    match format {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if s.is_empty() => Ok(()),
-        Some(_) => Err(ApiError::bad_request("format (JSON mode and structured outputs) is not supported yet")),
     }
 }
 
@@ -236,12 +229,13 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
     let started = Instant::now();
     let req: GenerateRequest = parse_json(&body)?;
     no_images(&req.images)?;
-    no_format(&req.format)?;
+    let grammar = structured::ollama_format(req.format.as_ref())?;
     let think = req.think.as_ref().map(Think::enabled).transpose()?;
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "generate")?;
-    let options = options_for(&model, req.options)?;
+    let mut options = options_for(&model, req.options)?;
+    options.generate.grammar = grammar;
     if req.prompt.is_empty() {
         return load_only(&state, Kind::Generate, &req.model, keep_alive, started).await;
     }
@@ -268,7 +262,7 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
 pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let started = Instant::now();
     let req: ChatRequest = parse_json(&body)?;
-    no_format(&req.format)?;
+    let grammar = structured::ollama_format(req.format.as_ref())?;
     for m in &req.messages {
         no_images(&m.images)?;
     }
@@ -276,7 +270,8 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "chat")?;
-    let options = options_for(&model, req.options)?;
+    let mut options = options_for(&model, req.options)?;
+    options.generate.grammar = grammar;
     if req.messages.is_empty() {
         return load_only(&state, Kind::Chat, &req.model, keep_alive, started).await;
     }
@@ -437,11 +432,9 @@ mod tests {
     }
 
     #[test]
-    fn images_and_format_are_refused() {
+    fn images_are_refused() {
         assert!(no_images(&Some(vec!["aGk=".into()])).is_err());
         assert!(no_images(&Some(vec![])).is_ok());
-        assert!(no_format(&Some(json!("json"))).is_err());
-        assert!(no_format(&Some(json!(""))).is_ok());
     }
 
     #[test]

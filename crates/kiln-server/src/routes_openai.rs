@@ -5,8 +5,9 @@ use crate::capability::require_generation;
 use crate::clock::unix_seconds;
 use crate::dispatch::{self, Answer, Running};
 use crate::error::{parse_json, ApiError, OpenAiError};
-use crate::options::{OllamaOptions, OpenAiSampling};
+use crate::options::{OllamaOptions, OpenAiSampling, RequestOptions};
 use crate::registry::ModelEntry;
+use crate::structured::OpenAiStructured;
 use crate::worker::{Done, Event, Prompt};
 use crate::AppState;
 use axum::body::Bytes;
@@ -85,6 +86,8 @@ pub struct ChatCompletionRequest {
     pub reasoning: Option<ReasoningOptions>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
+    #[serde(flatten)]
+    pub structured: OpenAiStructured,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,6 +128,19 @@ pub struct CompletionRequest {
     pub n: Option<u32>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
+    #[serde(flatten)]
+    pub structured: OpenAiStructured,
+}
+
+/// The request's options over the model's parameters, with the grammar it asks for.
+fn options_for(
+    model: &ModelEntry,
+    sampling: &OpenAiSampling,
+    structured: OpenAiStructured,
+) -> Result<RequestOptions, ApiError> {
+    let mut options = sampling.resolve(OllamaOptions::from_params(&model.spec.params)?)?;
+    options.generate.grammar = structured.grammar()?;
+    Ok(options)
 }
 
 fn check_n(n: Option<u32>) -> Result<(), ApiError> {
@@ -241,11 +257,10 @@ async fn respond(
     kind: Kind,
     model: ModelEntry,
     prompt: Prompt,
-    sampling: &OpenAiSampling,
+    options: RequestOptions,
     stream: bool,
     include_usage: bool,
 ) -> Result<Response, OpenAiError> {
-    let options = sampling.resolve(OllamaOptions::from_params(&model.spec.params)?)?;
     let run = dispatch::start(&state.registry, &model, prompt, options, None, Instant::now()).await?;
     let model = model.name;
     let id = new_id(match kind {
@@ -331,8 +346,9 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "chat")?;
+    let options = options_for(&model, &req.sampling, req.structured)?;
     let prompt = model.chat_prompt(messages, ChatExtras { tools: None, think });
-    respond(&state, Kind::Chat, model, prompt, &req.sampling, req.stream, include_usage).await
+    respond(&state, Kind::Chat, model, prompt, options, req.stream, include_usage).await
 }
 
 pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
@@ -346,7 +362,8 @@ pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<R
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "generate")?;
-    respond(&state, Kind::Completion, model, Prompt::Raw(prompt), &req.sampling, req.stream, include_usage).await
+    let options = options_for(&model, &req.sampling, req.structured)?;
+    respond(&state, Kind::Completion, model, Prompt::Raw(prompt), options, req.stream, include_usage).await
 }
 
 fn model_object(m: &ModelEntry) -> Value {

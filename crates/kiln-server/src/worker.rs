@@ -15,6 +15,7 @@ use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::RequestOptions;
 use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::constraint::ConstraintError;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
@@ -208,7 +209,8 @@ impl WorkerHandle {
                     Ok(state) => {
                         let per_token = state.scheduler.as_ref().map_or(0, |s| s.engine().kv_bytes_per_token());
                         let (tx, rx) = std_mpsc::channel();
-                        let _ = ready_tx.send(Ok((started.elapsed(), state.max_running, per_token, Jobs::Generate(tx))));
+                        let _ =
+                            ready_tx.send(Ok((started.elapsed(), state.max_running, per_token, Jobs::Generate(tx))));
                         state.run(rx);
                     }
                     Err(e) => {
@@ -348,7 +350,10 @@ fn engine_error(e: &EngineError) -> ApiError {
         EngineError::PromptTooLong { .. }
         | EngineError::Sampling(_)
         | EngineError::ZeroContext
-        | EngineError::EmptyPrompt => ApiError::bad_request(e.to_string()),
+        | EngineError::EmptyPrompt
+        | EngineError::Constraint(ConstraintError::Invalid(_) | ConstraintError::Unsupported(_)) => {
+            ApiError::bad_request(e.to_string())
+        }
         other => ApiError::internal(other.to_string()),
     }
 }
@@ -505,7 +510,7 @@ impl ModelThread {
     }
 
     /// Turns a job into a scheduled request, or answers it with an error.
-    fn accept(&mut self, job: Job, load: Duration) {
+    fn accept(&mut self, mut job: Job, load: Duration) {
         // A client that left while the request waited in the channel costs nothing.
         if job.events.is_closed() {
             self.shared.request_done();
@@ -528,10 +533,12 @@ impl ModelThread {
             Err(e) => return self.fail(&job.events, e),
         };
         // Templates that make the model think end the prompt with the opening tag.
-        let thinking = tags.map(|tags| {
-            let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
-            ThinkingSplitter::new(tags, ThinkingSplitter::prompt_opens(tags, &tail))
-        });
+        let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
+        let opened = tags.filter(|&t| ThinkingSplitter::prompt_opens(t, &tail));
+        let thinking = tags.map(|tags| ThinkingSplitter::new(tags, opened.is_some()));
+        // A grammar shapes the content: thinking the prompt opened stays free until it closes.
+        let generate = &mut job.options.generate;
+        generate.grammar_after = opened.filter(|_| generate.grammar.is_some()).map(|t| t.close.to_string());
         let id = self.next_id;
         self.next_id += 1;
         let prompt_tokens = tokens.len();

@@ -221,10 +221,17 @@ struct Target {
     model: String,
     api_key: Option<String>,
     temperature: f32,
+    response_format: Option<Value>,
 }
 
 impl Target {
-    fn new(args: &BenchServeArgs) -> Target {
+    fn new(args: &BenchServeArgs) -> Result<Target> {
+        let response_format = args
+            .response_format
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .context("--response-format is not JSON")?;
         let base = if args.url.contains("://") { args.url.clone() } else { format!("http://{}", args.url) };
         let base = base.trim_end_matches('/').trim_end_matches("/v1");
         let config = Agent::config_builder()
@@ -233,18 +240,19 @@ impl Target {
             // Keep a connection per stream, so later requests do not pay for connecting.
             .max_idle_connections_per_host(args.concurrency.iter().copied().max().unwrap_or(1).max(1))
             .build();
-        Target {
+        Ok(Target {
             agent: Agent::new_with_config(config),
             endpoint: format!("{base}/v1/chat/completions"),
             model: args.model.clone(),
             api_key: args.api_key.clone(),
             temperature: args.temperature,
-        }
+            response_format,
+        })
     }
 
     /// Streams one chat completion and times it.
     fn chat(&self, messages: Value, max_tokens: u32) -> Result<RequestStats> {
-        let body = json!({
+        let mut body = json!({
             "model": self.model,
             "messages": messages,
             "stream": true,
@@ -252,6 +260,9 @@ impl Target {
             "max_tokens": max_tokens,
             "temperature": self.temperature,
         });
+        if let Some(format) = &self.response_format {
+            body["response_format"] = format.clone();
+        }
         let mut request = self.agent.post(&self.endpoint).header("Content-Type", "application/json");
         if let Some(key) = &self.api_key {
             request = request.header("Authorization", format!("Bearer {key}"));
@@ -405,7 +416,7 @@ pub fn bench_serve(args: BenchServeArgs) -> Result<()> {
     if args.requests_per_stream == 0 {
         bail!("--requests-per-stream must be at least 1");
     }
-    let target = Target::new(&args);
+    let target = Target::new(&args)?;
     // One short request first: it proves the server answers (a clear error otherwise) and keeps
     // a server's lazy model loading out of the measurements.
     target

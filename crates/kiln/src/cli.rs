@@ -243,6 +243,10 @@ pub struct BenchServeArgs {
     /// Bearer token to send.
     #[arg(long, env = "KILN_API_KEY", hide_env_values = true)]
     pub api_key: Option<String>,
+    /// OpenAI `response_format` object sent with every request, to measure constrained
+    /// decoding (e.g. '{"type":"json_object"}').
+    #[arg(long, value_name = "JSON")]
+    pub response_format: Option<String>,
     /// Output format.
     #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputFormat::Md)]
     pub output: OutputFormat,

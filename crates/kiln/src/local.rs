@@ -89,6 +89,8 @@ fn generate_options(o: &SamplingArgs) -> GenerateOptions {
         },
         max_tokens: o.num_predict.and_then(|n| usize::try_from(n).ok()),
         stop: o.stop.clone(),
+        grammar: None,
+        grammar_after: None,
     }
 }
 

@@ -312,3 +312,34 @@ fn rng_is_stable_and_uniform_enough() {
     let mean = (0..10_000).map(|_| a.next_f64()).sum::<f64>() / 10_000.0;
     assert!((mean - 0.5).abs() < 0.02, "{mean}");
 }
+
+#[test]
+fn a_mask_leaves_only_allowed_tokens_in_the_running() {
+    // 40 tokens span two mask words; the best logits belong to disallowed tokens.
+    let logits: Vec<f32> = (0..40).map(|i| i as f32).collect();
+    let allowed = [1u32 << 3 | 1 << 7, 1 << (33 - 32)];
+    let mut s = sampler(plain(0.0));
+    assert_eq!(s.sample_masked(&logits, &[], Some(TokenMask(&allowed))), 33);
+    let mut s = sampler(plain(1.0));
+    let cands = s.candidates_masked(&logits, &[], Some(TokenMask(&allowed)));
+    let mut kept: Vec<u32> = cands.iter().filter(|c| c.p > 0.0).map(|c| c.id).collect();
+    kept.sort_unstable();
+    assert_eq!(kept, vec![3, 7, 33]);
+    for _ in 0..50 {
+        assert!([3, 7, 33].contains(&s.sample_masked(&logits, &[], Some(TokenMask(&allowed)))));
+    }
+    // Tokens past the mask's last word are never allowed.
+    let mut s = sampler(plain(0.0));
+    assert_eq!(s.sample_masked(&logits, &[], Some(TokenMask(&[1 << 5]))), 5);
+}
+
+#[test]
+fn the_mask_applies_before_penalties() {
+    // Token 2 is the best but masked; token 1 is penalised below token 0 once repeated.
+    let logits = [1.0, 1.5, 9.0];
+    let params = SamplingParams { repeat_penalty: 2.0, repeat_last_n: 8, ..plain(0.0) };
+    let mut s = sampler(params);
+    let allowed = [0b011u32];
+    assert_eq!(s.sample_masked(&logits, &[], Some(TokenMask(&allowed))), 1);
+    assert_eq!(s.sample_masked(&logits, &[1], Some(TokenMask(&allowed))), 0);
+}
