@@ -1,0 +1,162 @@
+//! kiln-convert: Hugging Face safetensors checkpoints to GGUF, and GGUF to a quantized GGUF.
+//!
+//! [`convert_dir`] reads a model directory (`config.json`, `*.safetensors`, `tokenizer.json`,
+//! `tokenizer_config.json`) and writes the GGUF llama.cpp's `convert_hf_to_gguf.py` writes for
+//! it: the same metadata, tensor names, shapes and transforms (q/k rows interleaved for
+//! `llama`, experts stacked, DeepSeek's `kv_b_proj` split, rope factor tensors). Without a
+//! quantization scheme float weights keep their stored type; with one, each tensor gets the
+//! scheme's type. Tensors are read, converted and written one at a time, so memory holds one
+//! tensor (as f32) however large the model.
+//!
+//! [`quantize_gguf`] applies a scheme to a GGUF whose weights are F32, F16 or BF16.
+
+mod arch;
+mod config;
+mod emit;
+mod error;
+mod plan;
+mod safetensors;
+mod tokenizer;
+
+use std::io::Write;
+use std::path::Path;
+
+use kiln_gguf::{GgmlType, GgufFile, TensorInfo};
+use kiln_quant::QuantScheme;
+
+pub use error::ConvertError;
+
+use crate::config::HfConfig;
+use crate::emit::{dominant_type, write_gguf, InputTensor};
+use crate::plan::PlannedTensor;
+use crate::safetensors::Checkpoint;
+
+/// Whether `dir` looks like a Hugging Face model directory (a `config.json` beside
+/// safetensors weights), as opposed to a directory of something else.
+pub fn is_model_dir(dir: &Path) -> bool {
+    let has_weights = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.ends_with(".safetensors") || name == "model.safetensors.index.json"
+            })
+        })
+        .unwrap_or(false);
+    has_weights && dir.join("config.json").is_file()
+}
+
+/// The status line for a quantization, as Ollama prints it.
+fn quantizing_status(from: GgmlType, scheme: QuantScheme) -> String {
+    format!("quantizing {from} model to {}", scheme.name().to_ascii_uppercase())
+}
+
+struct CheckpointTensor<'a> {
+    planned: PlannedTensor,
+    stored: GgmlType,
+    ckpt: &'a Checkpoint,
+}
+
+impl InputTensor for CheckpointTensor<'_> {
+    fn name(&self) -> &str {
+        &self.planned.name
+    }
+
+    fn dims(&self) -> &[u64] {
+        &self.planned.dims
+    }
+
+    fn stored_type(&self) -> GgmlType {
+        self.stored
+    }
+
+    fn read_f32(&self) -> Result<Vec<f32>, ConvertError> {
+        self.planned.source.read(self.ckpt)
+    }
+
+    fn raw(&self) -> Result<&[u8], ConvertError> {
+        unreachable!("checkpoint tensors are floats, always re-encoded")
+    }
+}
+
+/// Converts the model directory `dir` to a GGUF written to `out`, quantized by `scheme` if
+/// given. `progress` hears status lines. Returns the bytes written.
+pub fn convert_dir(
+    dir: &Path,
+    out: &mut dyn Write,
+    scheme: Option<QuantScheme>,
+    progress: &mut dyn FnMut(String),
+) -> Result<u64, ConvertError> {
+    let config = HfConfig::read(dir)?;
+    let ckpt = Checkpoint::open(dir)?;
+    let plan = arch::plan(dir, &config, &ckpt)?;
+    let arch_name = match plan.metadata.iter().find(|(k, _)| k == "general.architecture") {
+        Some((_, v)) => v.as_str().unwrap_or_default().to_string(),
+        None => String::new(),
+    };
+    let mut metadata = vec![
+        ("general.architecture".to_string(), kiln_gguf::Value::String(arch_name.clone())),
+        ("general.type".to_string(), kiln_gguf::Value::String("model".into())),
+    ];
+    metadata.extend(plan.metadata);
+    metadata.extend(tokenizer::metadata(dir, &config, &arch_name)?);
+    let tensors = plan
+        .tensors
+        .into_iter()
+        .map(|planned| {
+            let stored = planned.source.stored_type(&ckpt)?;
+            Ok(CheckpointTensor { planned, stored, ckpt: &ckpt })
+        })
+        .collect::<Result<Vec<_>, ConvertError>>()?;
+    if let Some(scheme) = scheme {
+        progress(quantizing_status(dominant_type(&tensors), scheme));
+    }
+    write_gguf(out, metadata, &tensors, scheme, config.u32("num_hidden_layers")? as usize)
+}
+
+struct GgufTensor<'a> {
+    info: &'a TensorInfo,
+    file: &'a GgufFile,
+}
+
+impl InputTensor for GgufTensor<'_> {
+    fn name(&self) -> &str {
+        &self.info.name
+    }
+
+    fn dims(&self) -> &[u64] {
+        &self.info.dims
+    }
+
+    fn stored_type(&self) -> GgmlType {
+        self.info.ggml_type
+    }
+
+    fn read_f32(&self) -> Result<Vec<f32>, ConvertError> {
+        let mut values = vec![0f32; self.info.n_elements() as usize];
+        kiln_quant::dequantize_row(self.info.ggml_type, self.file.tensor_data(self.info), &mut values);
+        Ok(values)
+    }
+
+    fn raw(&self) -> Result<&[u8], ConvertError> {
+        Ok(self.file.tensor_data(self.info))
+    }
+}
+
+/// Writes the GGUF at `src` quantized by `scheme` to `out`. Its F32, F16 and BF16 tensors are
+/// converted; a quantized tensor is copied when the scheme keeps its type, and refused
+/// otherwise (quantizing twice compounds the rounding).
+pub fn quantize_gguf(
+    src: &Path,
+    out: &mut dyn Write,
+    scheme: QuantScheme,
+    progress: &mut dyn FnMut(String),
+) -> Result<u64, ConvertError> {
+    let gguf_err = |source| ConvertError::Gguf { path: src.to_path_buf(), source };
+    let file = GgufFile::open(src).map_err(gguf_err)?;
+    let arch = file.get_str("general.architecture").map_err(gguf_err)?.unwrap_or_default();
+    let n_layers = file.get_u32(&format!("{arch}.block_count")).map_err(gguf_err)?.unwrap_or(0);
+    let tensors: Vec<GgufTensor> = file.tensors().iter().map(|info| GgufTensor { info, file: &file }).collect();
+    progress(quantizing_status(dominant_type(&tensors), scheme));
+    write_gguf(out, file.metadata().to_vec(), &tensors, Some(scheme), n_layers as usize)
+}
