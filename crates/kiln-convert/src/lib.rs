@@ -46,6 +46,31 @@ pub fn is_model_dir(dir: &Path) -> bool {
     has_weights && dir.join("config.json").is_file()
 }
 
+/// Whether a file at the top of a model directory is one a conversion may read.
+fn is_model_file(name: &str) -> bool {
+    [".safetensors", ".json", ".jinja"].iter().any(|ext| name.ends_with(ext)) || name.starts_with("LICENSE")
+}
+
+/// The files of the model directory `dir` a conversion may read, relative to it and sorted:
+/// weights, JSON configs, chat templates, the license, and the `config.json` of
+/// sentence-transformers modules one directory down (`1_Pooling/config.json`). What a client
+/// uploads so that a server can convert the directory.
+pub fn model_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConvertError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(ConvertError::io(dir))? {
+        let entry = entry.map_err(ConvertError::io(dir))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if path.is_file() && is_model_file(&name) {
+            files.push(std::path::PathBuf::from(name));
+        } else if path.is_dir() && path.join("config.json").is_file() && !name.starts_with('.') {
+            files.push(Path::new(&name).join("config.json"));
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
 /// The status line for a quantization, as Ollama prints it.
 fn quantizing_status(from: GgmlType, scheme: QuantScheme) -> String {
     format!("quantizing {from} model to {}", scheme.name().to_ascii_uppercase())
@@ -159,4 +184,27 @@ pub fn quantize_gguf(
     let tensors: Vec<GgufTensor> = file.tensors().iter().map(|info| GgufTensor { info, file: &file }).collect();
     progress(quantizing_status(dominant_type(&tensors), scheme));
     write_gguf(out, file.metadata().to_vec(), &tensors, Some(scheme), n_layers as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kiln_testdata::TempDir;
+
+    #[test]
+    fn model_directories_and_the_files_they_upload() {
+        let dir = TempDir::new("model-files");
+        std::fs::create_dir_all(dir.0.join("1_Pooling")).unwrap();
+        std::fs::create_dir_all(dir.0.join(".git")).unwrap();
+        for f in ["config.json", "model.safetensors", "tokenizer.json", "LICENSE", "README.md", "pytorch_model.bin"] {
+            std::fs::write(dir.0.join(f), b"").unwrap();
+        }
+        std::fs::write(dir.0.join("1_Pooling/config.json"), b"{}").unwrap();
+        std::fs::write(dir.0.join(".git/config.json"), b"").unwrap();
+        assert!(is_model_dir(&dir.0));
+        let names: Vec<String> = model_files(&dir.0).unwrap().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(names, ["1_Pooling/config.json", "LICENSE", "config.json", "model.safetensors", "tokenizer.json"]);
+        std::fs::remove_file(dir.0.join("model.safetensors")).unwrap();
+        assert!(!is_model_dir(&dir.0));
+    }
 }
