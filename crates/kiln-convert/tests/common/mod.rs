@@ -16,15 +16,17 @@ pub fn fixture(arch: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf").join(arch)
 }
 
-/// Every Hugging Face fixture directory.
+/// Every fixture directory holding `hf/` and llama.cpp's `model.gguf` of it: the causal
+/// models' beside their transformers references, and this crate's BERT
+/// (`scripts/gen-bert-fixture.py`).
 pub fn fixtures() -> Vec<PathBuf> {
-    let root = fixture("");
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixture(""))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("hf").is_dir() && p.join("model.gguf").is_file())
         .collect();
     dirs.sort();
+    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert"));
     dirs
 }
 
