@@ -26,9 +26,20 @@ fn is_float(ty: GgmlType) -> bool {
     matches!(ty, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16)
 }
 
+/// Tensors llama.cpp's converter always writes in F32 whatever the output type: vectors,
+/// norms, biases, expert routers, position and token-type embeddings.
+fn converter_keeps_f32(name: &str, dims: &[u64]) -> bool {
+    const F32_KINDS: [&str; 4] =
+        [".ffn_gate_inp.weight", ".ffn_gate_inp_shexp.weight", "position_embd.weight", "token_types.weight"];
+    dims.len() <= 1
+        || name.ends_with("_norm.weight")
+        || !name.ends_with(".weight")
+        || F32_KINDS.iter().any(|k| name.ends_with(k))
+}
+
 /// The type a tensor is written as. Without a scheme float weights keep their type (an F16 or
-/// BF16 checkpoint stays so, as Ollama keeps them) except those llama.cpp keeps in F32
-/// (norms, biases, routers, rope factors). Quantized tensors are never requantized.
+/// BF16 checkpoint stays so, as Ollama keeps them) except those llama.cpp's converter writes
+/// in F32; with one, the scheme chooses. Quantized tensors are never requantized.
 pub(crate) fn output_type(
     scheme: Option<QuantScheme>,
     name: &str,
@@ -36,10 +47,9 @@ pub(crate) fn output_type(
     stored: GgmlType,
     n_layers: usize,
 ) -> Result<GgmlType, ConvertError> {
-    let role = TensorRole { name, dims, n_layers };
     let ty = match scheme {
-        Some(s) => s.tensor_type(&role),
-        None if QuantScheme::F16.tensor_type(&role) == GgmlType::F32 => GgmlType::F32,
+        Some(s) => s.tensor_type(&TensorRole { name, dims, n_layers }),
+        None if converter_keeps_f32(name, dims) => GgmlType::F32,
         None => stored,
     };
     if !is_float(stored) && ty != stored {
@@ -149,6 +159,9 @@ mod tests {
         assert_eq!(ty(None, "blk.0.ffn_up.weight", &[64, 32], GgmlType::BF16).unwrap(), GgmlType::BF16);
         assert_eq!(ty(None, "blk.0.attn_norm.weight", &[64], GgmlType::BF16).unwrap(), GgmlType::F32);
         assert_eq!(ty(None, "blk.0.ffn_gate_inp.weight", &[64, 4], GgmlType::F16).unwrap(), GgmlType::F32);
+        assert_eq!(ty(None, "blk.0.ffn_gate_inp_shexp.weight", &[64, 1], GgmlType::F16).unwrap(), GgmlType::F32);
+        assert_eq!(ty(None, "position_embd.weight", &[64, 128], GgmlType::BF16).unwrap(), GgmlType::F32);
+        assert_eq!(ty(None, "blk.0.attn_q.bias", &[64, 1], GgmlType::BF16).unwrap(), GgmlType::F32);
         let q8 = Some(QuantScheme::Q8_0);
         assert_eq!(ty(q8, "blk.0.ffn_up.weight", &[64, 32], GgmlType::F16).unwrap(), GgmlType::Q8_0);
         assert_eq!(ty(q8, "blk.0.ffn_up.weight", &[64, 32], GgmlType::Q8_0).unwrap(), GgmlType::Q8_0);

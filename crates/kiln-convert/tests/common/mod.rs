@@ -16,17 +16,23 @@ pub fn fixture(arch: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf").join(arch)
 }
 
-/// Every fixture directory holding `hf/` and llama.cpp's `model.gguf` of it: the causal
-/// models' beside their transformers references, and this crate's BERT
-/// (`scripts/gen-bert-fixture.py`).
-pub fn fixtures() -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixture(""))
+/// The directories under `root` holding `hf/` and llama.cpp's `model.gguf` of it.
+fn fixture_dirs(root: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("hf").is_dir() && p.join("model.gguf").is_file())
         .collect();
     dirs.sort();
-    dirs.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/bert"));
+    dirs
+}
+
+/// Every import fixture: the causal models' beside their transformers references
+/// (`scripts/gen-hf-fixtures.py`), and this crate's BERT (`scripts/gen-bert-fixture.py`) and
+/// BF16 sharded checkpoints (`scripts/gen-bf16-fixtures.py`).
+pub fn fixtures() -> Vec<PathBuf> {
+    let mut dirs = fixture_dirs(&fixture(""));
+    dirs.extend(fixture_dirs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")));
     dirs
 }
 
