@@ -75,10 +75,13 @@ pub fn convert_uploaded(
     scheme: Option<QuantScheme>,
     progress: &mut dyn FnMut(String),
 ) -> Result<(Digest, Option<String>), CreateError> {
-    if !files.contains_key("config.json") {
-        return Err(CreateError::Invalid(
-            "the files are not a Hugging Face model directory: config.json is missing".into(),
-        ));
+    // Checked before any work, so a client hears it before the conversion's first status.
+    for required in ["config.json", "tokenizer.json"] {
+        if !files.contains_key(required) {
+            return Err(CreateError::Invalid(format!(
+                "the files are not a Hugging Face model directory Kiln can import: {required} is missing"
+            )));
+        }
     }
     let dir = assemble(store, files)?;
     let license = match LICENSE_FILES.iter().map(|f| dir.path.join(f)).find(|p| p.is_file()) {
