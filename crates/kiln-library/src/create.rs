@@ -318,7 +318,12 @@ mod tests {
             ),
             (
                 CreateRequest {
-                    files: [("config.json".into(), not_gguf), ("../x".into(), not_gguf)].into(),
+                    files: [
+                        ("config.json".into(), not_gguf),
+                        ("tokenizer.json".into(), not_gguf),
+                        ("../x".into(), not_gguf),
+                    ]
+                    .into(),
                     ..Default::default()
                 },
                 "not a relative path inside the model",
