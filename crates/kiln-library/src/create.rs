@@ -178,6 +178,13 @@ pub fn create(
     req: &CreateRequest,
     progress: &mut dyn FnMut(String),
 ) -> Result<Digest, CreateError> {
+    // The request's own fields are checked before any work (and any status line).
+    let new_params = req.parameters.as_ref().map(parameters::check_object).transpose().map_err(invalid)?;
+    if let Some(bad) =
+        req.messages.iter().flatten().find(|m| !crate::modelfile::MESSAGE_ROLES.contains(&m.role.as_str()))
+    {
+        return Err(invalid(format!("invalid message role {:?}", bad.role)));
+    }
     let Base { mut layers, config, new_weights, license } = base(store, req, progress)?;
     // Blobs named by the new manifest stay put until it is written.
     let _pins: Vec<_> = layers.iter().map(|l| store.pin(l.digest)).collect();
@@ -192,8 +199,7 @@ pub fn create(
     if let Some(s) = &req.system {
         set_text(store, &mut layers, media::SYSTEM, std::slice::from_ref(s))?;
     }
-    if let Some(p) = &req.parameters {
-        let new = parameters::check_object(p).map_err(invalid)?;
+    if let Some(new) = new_params {
         let mut merged: Map<String, Value> = match layers.iter().find(|l| l.media_type == media::PARAMS) {
             Some(l) => serde_json::from_str(&store.read_blob_text(&l.digest)?).unwrap_or_default(),
             None => Map::new(),
@@ -202,9 +208,6 @@ pub fn create(
         set_text(store, &mut layers, media::PARAMS, &[Value::Object(merged).to_string()])?;
     }
     if let Some(m) = &req.messages {
-        if let Some(bad) = m.iter().find(|m| !crate::modelfile::MESSAGE_ROLES.contains(&m.role.as_str())) {
-            return Err(invalid(format!("invalid message role {:?}", bad.role)));
-        }
         let json = serde_json::to_string(m).expect("messages serialise");
         set_text(store, &mut layers, media::MESSAGES, &[json])?;
     }
