@@ -118,11 +118,7 @@ pub(crate) fn write_gguf<T: InputTensor>(
     for t in tensors {
         let ty = output_type(scheme, t.name(), t.dims(), t.stored_type(), n_layers)?;
         let spec = TensorSpec { name: t.name().to_string(), dims: t.dims().to_vec(), ggml_type: ty };
-        writer.add_tensor(spec).map_err(|e| ConvertError::ShapeMismatch {
-            name: format!("{} ({e})", t.name()),
-            expected: vec![],
-            found: t.dims().to_vec(),
-        })?;
+        writer.add_tensor(spec).map_err(ConvertError::Write)?;
         types.push(ty);
     }
     // The writer's callback speaks io::Error; a conversion error is kept here and returned.

@@ -137,3 +137,20 @@ fn truncated_and_corrupt_safetensors() {
     let err = convert_error(&dir.0);
     assert!(err.contains("the header is not JSON"), "{err}");
 }
+
+#[test]
+fn sentencepiece_tokenizers_are_refused_by_name() {
+    let dir = copy_of_qwen2("convert-spm");
+    edit_json(&dir.0.join("tokenizer.json"), |t| {
+        t.get_mut("model").unwrap()["byte_fallback"] = true.into();
+    });
+    let err = convert_error(&dir.0);
+    assert!(err.contains("SentencePiece-style tokenizers (byte fallback"), "{err}");
+
+    let dir = copy_of_qwen2("convert-pre");
+    edit_json(&dir.0.join("tokenizer.json"), |t| {
+        t.insert("pre_tokenizer".into(), serde_json::json!({"type": "Metaspace", "replacement": "▁"}));
+    });
+    let err = convert_error(&dir.0);
+    assert!(err.contains("the pre-tokenizer [Other(\"Metaspace\")] is not one Kiln knows"), "{err}");
+}

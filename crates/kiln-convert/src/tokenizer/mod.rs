@@ -29,6 +29,13 @@ struct Added {
 pub fn metadata(dir: &Path, config: &HfConfig, arch: &str) -> Result<Vec<(String, Value)>, ConvertError> {
     let path = dir.join("tokenizer.json");
     let tokenizer = Json::Object(read_json_object(&path, "Kiln imports tokenizers from tokenizer.json")?);
+    if tokenizer["model"]["byte_fallback"].as_bool() == Some(true) {
+        // llama.cpp converts these from `tokenizer.model` as SentencePiece vocabularies.
+        return Err(ConvertError::Tokenizer(
+            "SentencePiece-style tokenizers (byte fallback, as Llama 2 and Mistral 7B ship) are not supported yet"
+                .into(),
+        ));
+    }
     let (tokens, types) = vocabulary(&tokenizer, config)?;
     let mut out = Vec::new();
     let model_type = tokenizer["model"]["type"].as_str().unwrap_or("(none)");
