@@ -15,6 +15,13 @@ Each fixture is one little-endian file `dequant_<source>_<type>.bin`:
   raw bytes (rows * row bytes), expected f32 (rows * k), [input f32 (rows * k)].
 An `index.json` next to them lists the fixtures for people.
 
+With --ggml-cpu, also quantizes rows with ggml's own model-file quantizers for the K formats
+(`ggml_quantize_chunk` of libggml-base, no importance matrix: what llama-quantize writes):
+pseudo-random rows and edge cases (zeros, a lone outlier, negative-only, positive-only,
+tiny magnitudes, constant blocks) to Q2_K, Q3_K, Q4_K, Q5_K and Q6_K, written as fixtures with float input
+`dequant_ggml_<type>.bin`, so that kiln-quant's quantizers are checked byte for byte and their
+round-trip error against ggml's.
+
 With --ggml-cpu (llama.cpp's libggml-cpu shared library, as scripts/build-llama-cpp.sh builds
 it), also records what llama.cpp's CPU backend computes with each fixture's weights, through
 `ggml_get_type_traits_cpu`: random activation rows, its activation quantizer's bytes for them
@@ -180,6 +187,49 @@ def llamacpp_fixtures(lib_path, out_dir, dequant_entries, seed):
     return entries
 
 
+def edge_case_rows(rng, k):
+    """Rows that reach the quantizers' special paths, one per row."""
+    rows = []
+    rows.append(rng.standard_normal(k) * 0.02)  # weight-like
+    # Magnitudes varying from one 16-element sub-block to the next (sub-block scales differ).
+    rows.append(rng.standard_normal(k) * np.repeat(10.0 ** rng.uniform(-3, 1, k // 16), 16))
+    x = rng.standard_normal(k)
+    x[:256] = 0.0  # a zero super-block
+    x[300:332] = 0.0  # a zero sub-block
+    rows.append(x)
+    x = rng.standard_normal(k) * 0.01
+    x[37] = 3.0  # a lone outlier
+    x[256:] = 0.0
+    x[400] = -5.0  # the only non-zero value of its super-block
+    rows.append(x)
+    rows.append(-np.abs(rng.standard_normal(k)))  # negative only
+    rows.append(np.abs(rng.standard_normal(k)) + 0.5)  # positive only, no zero
+    rows.append(rng.standard_normal(k) * 1e-6)  # tiny: f16 super-block scales underflow
+    x = rng.standard_normal(k) * 1e-20  # below ggml's GROUP_MAX_EPS
+    x[256:288] = 0.25  # a constant sub-block
+    x[320:] = rng.standard_normal(k - 320) * 1e3
+    rows.append(x)
+    return np.asarray(rows, dtype=np.float32)
+
+
+def kquant_fixtures(lib_path, out_dir, seed):
+    base = ctypes.CDLL(str(pathlib.Path(lib_path).with_name("libggml-base.so")))
+    base.ggml_quantize_chunk.restype = ctypes.c_size_t
+    base.ggml_quantize_chunk.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64,
+                                         ctypes.c_int64, ctypes.c_int64, ctypes.c_void_p]
+    rng = np.random.default_rng(seed + 2)
+    k = 512
+    x = edge_case_rows(rng, k)
+    rows = x.shape[0]
+    entries = []
+    for qtype in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
+        raw = (ctypes.c_uint8 * (rows * row_bytes(qtype, k)))()
+        n = base.ggml_quantize_chunk(int(qtype), x.ctypes.data, raw, 0, rows, k, None)
+        assert n == len(raw)
+        entries.append(write_fixture(out_dir, "ggml", qtype, f"edge_cases_{qtype.name.lower()}", bytes(raw), k, x))
+    return entries
+
+
 def main():
     here = pathlib.Path(__file__).resolve().parent.parent
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -196,6 +246,7 @@ def main():
     entries += synthetic_fixtures(out_dir, args.seed)
     if args.ggml_cpu:
         entries += llamacpp_fixtures(args.ggml_cpu, out_dir, list(entries), args.seed)
+        entries += kquant_fixtures(args.ggml_cpu, out_dir, args.seed)
     with open(out_dir / "index.json", "w") as f:
         json.dump(entries, f, indent=1)
         f.write("\n")

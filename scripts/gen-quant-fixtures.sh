@@ -8,6 +8,6 @@ bin=$("$root/scripts/build-llama-cpp.sh")
 src="$root/crates/kiln-models/tests/fixtures/hf/qwen2/model.gguf"
 out="$root/crates/kiln-convert/tests/fixtures/quantized"
 mkdir -p "$out"
-for scheme in q8_0 q4_0 f16; do
+for scheme in q8_0 q4_0 q4_K_M f16; do
   "$bin/llama-quantize" "$src" "$out/qwen2.$scheme.gguf" "$scheme" >&2
 done

@@ -42,13 +42,12 @@ fn converter_keeps_f32(name: &str, dims: &[u64]) -> bool {
 /// in F32; with one, the scheme chooses. Quantized tensors are never requantized.
 pub(crate) fn output_type(
     scheme: Option<QuantScheme>,
-    name: &str,
-    dims: &[u64],
+    role: &TensorRole,
     stored: GgmlType,
-    n_layers: usize,
 ) -> Result<GgmlType, ConvertError> {
+    let (name, dims) = (role.name, role.dims);
     let ty = match scheme {
-        Some(s) => s.tensor_type(&TensorRole { name, dims, n_layers }),
+        Some(s) => s.tensor_type(role),
         None if converter_keeps_f32(name, dims) => GgmlType::F32,
         None => stored,
     };
@@ -98,6 +97,39 @@ pub(crate) fn dominant_type<T: InputTensor>(tensors: &[T]) -> GgmlType {
     counts.into_iter().max_by_key(|c| c.1).map_or(GgmlType::F32, |c| c.0)
 }
 
+/// What a quantization scheme needs to know of the whole model.
+struct ModelShape {
+    arch: String,
+    n_layers: usize,
+    n_expert: usize,
+    has_output: bool,
+}
+
+impl ModelShape {
+    fn of<T: InputTensor>(writer: &GgufWriter, tensors: &[T]) -> ModelShape {
+        let get = |key: &str| writer.metadata().iter().find(|(k, _)| k == key).map(|(_, v)| v);
+        let arch = get("general.architecture").and_then(Value::as_str).unwrap_or_default().to_string();
+        let count = |key: &str| get(&format!("{arch}.{key}")).and_then(Value::as_u64).unwrap_or(0) as usize;
+        ModelShape {
+            n_layers: count("block_count"),
+            n_expert: count("expert_count"),
+            has_output: tensors.iter().any(|t| t.name() == "output.weight"),
+            arch,
+        }
+    }
+
+    fn role<'a>(&'a self, name: &'a str, dims: &'a [u64]) -> TensorRole<'a> {
+        TensorRole {
+            name,
+            dims,
+            n_layers: self.n_layers,
+            arch: &self.arch,
+            n_expert: self.n_expert,
+            has_output: self.has_output,
+        }
+    }
+}
+
 /// Writes `metadata` and `tensors` as a GGUF to `out`, setting `general.file_type` and
 /// `general.quantization_version`. Returns the bytes written.
 pub(crate) fn write_gguf<T: InputTensor>(
@@ -105,18 +137,18 @@ pub(crate) fn write_gguf<T: InputTensor>(
     metadata: Vec<(String, Value)>,
     tensors: &[T],
     scheme: Option<QuantScheme>,
-    n_layers: usize,
 ) -> Result<u64, ConvertError> {
     let mut writer = GgufWriter::new();
     for (k, v) in metadata {
         writer.set(k, v);
     }
+    let shape = ModelShape::of(&writer, tensors);
     let file_type = scheme.map_or_else(|| float_file_type(dominant_type(tensors)), QuantScheme::file_type);
     writer.set("general.file_type", Value::U32(file_type));
     writer.set("general.quantization_version", Value::U32(2));
     let mut types = Vec::with_capacity(tensors.len());
     for t in tensors {
-        let ty = output_type(scheme, t.name(), t.dims(), t.stored_type(), n_layers)?;
+        let ty = output_type(scheme, &shape.role(t.name(), t.dims()), t.stored_type())?;
         let spec = TensorSpec { name: t.name().to_string(), dims: t.dims().to_vec(), ggml_type: ty };
         writer.add_tensor(spec).map_err(ConvertError::Write)?;
         types.push(ty);
@@ -151,7 +183,10 @@ mod tests {
 
     #[test]
     fn types_kept_forced_or_chosen_by_the_scheme() {
-        let ty = |scheme, name, dims: &[u64], stored| output_type(scheme, name, dims, stored, 2);
+        let ty = |scheme, name, dims: &[u64], stored| {
+            let role = TensorRole { name, dims, n_layers: 2, arch: "llama", n_expert: 4, has_output: true };
+            output_type(scheme, &role, stored)
+        };
         assert_eq!(ty(None, "blk.0.ffn_up.weight", &[64, 32], GgmlType::BF16).unwrap(), GgmlType::BF16);
         assert_eq!(ty(None, "blk.0.attn_norm.weight", &[64], GgmlType::BF16).unwrap(), GgmlType::F32);
         assert_eq!(ty(None, "blk.0.ffn_gate_inp.weight", &[64, 4], GgmlType::F16).unwrap(), GgmlType::F32);

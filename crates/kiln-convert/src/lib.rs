@@ -136,7 +136,7 @@ pub fn convert_dir(
     if let Some(scheme) = scheme {
         progress(quantizing_status(dominant_type(&tensors), scheme));
     }
-    write_gguf(out, metadata, &tensors, scheme, config.u32("num_hidden_layers")? as usize)
+    write_gguf(out, metadata, &tensors, scheme)
 }
 
 struct GgufTensor<'a> {
@@ -179,11 +179,9 @@ pub fn quantize_gguf(
 ) -> Result<u64, ConvertError> {
     let gguf_err = |source| ConvertError::Gguf { path: src.to_path_buf(), source };
     let file = GgufFile::open(src).map_err(gguf_err)?;
-    let arch = file.get_str("general.architecture").map_err(gguf_err)?.unwrap_or_default();
-    let n_layers = file.get_u32(&format!("{arch}.block_count")).map_err(gguf_err)?.unwrap_or(0);
     let tensors: Vec<GgufTensor> = file.tensors().iter().map(|info| GgufTensor { info, file: &file }).collect();
     progress(quantizing_status(dominant_type(&tensors), scheme));
-    write_gguf(out, file.metadata().to_vec(), &tensors, Some(scheme), n_layers as usize)
+    write_gguf(out, file.metadata().to_vec(), &tensors, Some(scheme))
 }
 
 #[cfg(test)]

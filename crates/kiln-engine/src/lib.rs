@@ -4,6 +4,7 @@ pub mod chat_template;
 pub mod engine;
 pub mod generation;
 pub mod prompt;
+pub mod reasoning;
 pub mod sampler;
 pub mod scheduler;
 pub mod sequence;

@@ -111,7 +111,8 @@ pub fn dequantize_row(ty: GgmlType, src: &[u8], dst: &mut [f32]) {
 ///
 /// For the activation types (`Q8_0`, `Q8_1`, `Q8_K`, `F16`, `BF16`, `F32`) the bytes are the
 /// ones llama.cpp's x86 CPU backend writes for matmul inputs. `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`
-/// use ggml's reference (model-file) quantizers; K-quant weights cannot be produced.
+/// use ggml's reference (model-file) quantizers; K-quant weights come from
+/// [`quantize_weights_row`].
 ///
 /// # Panics
 /// If `dst.len() != row_bytes(ty, src.len())`, or `ty` is not one of the types above.
@@ -120,7 +121,9 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
 }
 
 /// Quantizes one row of model weights to type `ty` into `dst` with ggml's model-file
-/// quantizers (what a GGUF's weights hold), as opposed to [`quantize_row`]'s activation ones.
+/// quantizers (what a GGUF's weights hold), as opposed to [`quantize_row`]'s activation ones:
+/// `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1`, `Q8_0` and `Q2_K`…`Q6_K`, byte for byte what
+/// `llama-quantize` writes without an importance matrix.
 ///
 /// # Panics
 /// If `dst.len() != row_bytes(ty, src.len())`, or `ty` has no weight quantizer here.

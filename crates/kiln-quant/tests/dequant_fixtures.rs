@@ -1,7 +1,9 @@
 //! Dequantization against the Python `gguf` package's dequantizer, on rows of the real models'
 //! tensors and on synthetic tensors (fixtures written by `scripts/gen-dequant-fixtures.py`).
 //! Equality is exact (0 ulp): both follow ggml's formulas with the same f32 roundings.
-//! Fixtures with float inputs also check the reference weight quantizers byte for byte.
+//! Fixtures with float inputs also check the reference weight quantizers byte for byte (the
+//! K formats' inputs and bytes come from ggml's own `ggml_quantize_chunk`), and their
+//! quantize → dequantize error against the error of ggml's bytes.
 
 mod common;
 
@@ -91,5 +93,38 @@ fn reference_quantizers_match_gguf_python() {
             }
             assert_eq!(got, &f.raw[r * rb..(r + 1) * rb], "{} row {r}", f.file);
         }
+    }
+}
+
+/// Σ (dequantized - input)² over one row.
+fn squared_error(dequantized: &[f32], input: &[f32]) -> f64 {
+    dequantized.iter().zip(input).map(|(&d, &x)| (d as f64 - x as f64).powi(2)).sum()
+}
+
+#[test]
+fn weight_quantizer_round_trip_error_is_within_ggmls() {
+    let mut checked = Vec::new();
+    for f in fixtures() {
+        let Some(inputs) = &f.inputs else { continue };
+        if matches!(f.ty, GgmlType::F16 | GgmlType::BF16) {
+            continue;
+        }
+        let rb = row_bytes(f.ty, f.k);
+        for r in 0..f.rows {
+            let src = &inputs[r * f.k..(r + 1) * f.k];
+            let mut q = vec![0u8; rb];
+            scalar::quantize_weights_row(f.ty, src, &mut q);
+            let mut back = vec![0.0f32; f.k];
+            dequantize_row(f.ty, &q, &mut back);
+            let ours = squared_error(&back, src);
+            let ggml = squared_error(&f.expected[r * f.k..(r + 1) * f.k], src);
+            assert!(ours <= ggml, "{} row {r}: squared error {ours} above ggml's {ggml}", f.file);
+        }
+        checked.push(f.ty);
+    }
+    for ty in
+        [GgmlType::Q4_0, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q3_K, GgmlType::Q4_K, GgmlType::Q5_K, GgmlType::Q6_K]
+    {
+        assert!(checked.contains(&ty), "no round-trip fixture for {ty}");
     }
 }

@@ -11,6 +11,13 @@ use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
+/// A whole answer: its content and, for a reasoning model, its thinking.
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub content: String,
+    pub thinking: String,
+}
+
 /// A request the model thread has started answering.
 pub struct Running {
     /// Time spent loading the model for this request (zero when it was loaded already).
@@ -50,8 +57,8 @@ pub async fn start(
 
 impl Running {
     /// Waits for the whole answer.
-    pub async fn collect(mut self) -> Result<(String, Done, Running), ApiError> {
-        let mut text = String::new();
+    pub async fn collect(mut self) -> Result<(Answer, Done, Running), ApiError> {
+        let mut answer = Answer::default();
         let mut next = Some(std::mem::replace(&mut self.first, Event::Text(String::new())));
         loop {
             let ev = match next.take() {
@@ -59,8 +66,9 @@ impl Running {
                 None => self.rx.recv().await.unwrap_or_else(stopped),
             };
             match ev {
-                Event::Text(t) => text.push_str(&t),
-                Event::Done(d) => return Ok((text, d, self)),
+                Event::Text(t) => answer.content.push_str(&t),
+                Event::Thinking(t) => answer.thinking.push_str(&t),
+                Event::Done(d) => return Ok((answer, d, self)),
                 Event::Error(e) => return Err(e),
             }
         }
@@ -79,7 +87,7 @@ impl Running {
                 Some(ev) => ev,
                 None => rx.recv().await.unwrap_or_else(stopped),
             };
-            let last = !matches!(ev, Event::Text(_));
+            let last = matches!(ev, Event::Done(_) | Event::Error(_));
             Some((Ok::<_, Infallible>(chunk(ev)), (None, rx, last, chunk)))
         });
         Body::from_stream(s)

@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::ChatExtras;
+use kiln_engine::reasoning::ThinkingTags;
 use kiln_library::gguf_info::describe;
 use kiln_library::modelfile::Modelfile;
 use kiln_library::parameters;
@@ -38,6 +39,7 @@ pub struct GenerateRequest {
     pub images: Option<Vec<String>>,
     pub format: Option<Value>,
     pub keep_alive: Option<Value>,
+    pub think: Option<Think>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -126,13 +128,25 @@ enum Kind {
     Chat,
 }
 
-fn chunk(kind: Kind, model: &str, text: &str, done: bool) -> serde_json::Map<String, Value> {
+/// One chunk of an answer: content, and thinking (a field only present when there is some).
+fn chunk(kind: Kind, model: &str, text: &str, thinking: &str, done: bool) -> serde_json::Map<String, Value> {
     let mut obj = serde_json::Map::new();
     obj.insert("model".into(), model.into());
     obj.insert("created_at".into(), rfc3339(SystemTime::now()).into());
     match kind {
-        Kind::Generate => obj.insert("response".into(), text.into()),
-        Kind::Chat => obj.insert("message".into(), json!({ "role": "assistant", "content": text })),
+        Kind::Generate => {
+            obj.insert("response".into(), text.into());
+            if !thinking.is_empty() {
+                obj.insert("thinking".into(), thinking.into());
+            }
+        }
+        Kind::Chat => {
+            let mut message = json!({ "role": "assistant", "content": text });
+            if !thinking.is_empty() {
+                message["thinking"] = thinking.into();
+            }
+            obj.insert("message".into(), message);
+        }
     };
     obj.insert("done".into(), done.into());
     obj
@@ -154,7 +168,7 @@ async fn load_only(
     started: Instant,
 ) -> Result<Response, ApiError> {
     let model = state.registry.find(model_name)?;
-    let mut obj = chunk(kind, &model.name, "", true);
+    let mut obj = chunk(kind, &model.name, "", "", true);
     if keep_alive == Some(Some(Duration::ZERO)) {
         // A busy model unloads as soon as its requests finish (the reaper sees zero keep-alive).
         if !state.registry.unload(&model).await {
@@ -186,16 +200,17 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
     let run = dispatch::start(&state.registry, &model, prompt, options, keep_alive, started).await?;
     let model_name = model.name;
     if !stream {
-        let (text, done, run) = run.collect().await?;
-        let mut obj = chunk(kind, &model_name, &text, true);
+        let (answer, done, run) = run.collect().await?;
+        let mut obj = chunk(kind, &model_name, &answer.content, &answer.thinking, true);
         final_fields(&mut obj, run.load, run.started, &done);
         return Ok(Json(obj).into_response());
     }
     let (load, started) = (run.load, run.started);
     let body = Running::stream(run, move |ev| match ev {
-        Event::Text(t) => ndjson(&chunk(kind, &model_name, &t, false)),
+        Event::Text(t) => ndjson(&chunk(kind, &model_name, &t, "", false)),
+        Event::Thinking(t) => ndjson(&chunk(kind, &model_name, "", &t, false)),
         Event::Done(d) => {
-            let mut obj = chunk(kind, &model_name, "", true);
+            let mut obj = chunk(kind, &model_name, "", "", true);
             final_fields(&mut obj, load, started, &d);
             ndjson(&obj)
         }
@@ -221,6 +236,7 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
     let req: GenerateRequest = parse_json(&body)?;
     no_images(&req.images)?;
     no_format(&req.format)?;
+    let think = req.think.as_ref().map(Think::enabled).transpose()?;
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     let model = state.registry.find(&req.model)?;
     let options = options_for(&model, req.options)?;
@@ -241,7 +257,7 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
         messages.extend(model.few_shot());
         messages.push(ChatMessage::new("user", req.prompt));
         let template = template_for(&model, req.template);
-        Prompt::Chat(ChatPrompt { messages, template, extras: ChatExtras::default() })
+        Prompt::Chat(ChatPrompt { messages, template, extras: ChatExtras { tools: None, think } })
     };
     let ask = Ask { model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
     respond(&state, Kind::Generate, ask, started).await
@@ -345,6 +361,9 @@ fn capabilities(template: &str) -> Vec<&'static str> {
     if kiln_engine::prompt::supports_suffix(template) {
         caps.push("insert");
     }
+    if ThinkingTags::of_template(template).is_some() {
+        caps.push("thinking");
+    }
     caps
 }
 
@@ -418,11 +437,16 @@ mod tests {
 
     #[test]
     fn chunks_have_the_fields_clients_read() {
-        let c = chunk(Kind::Chat, "m", "hi", false);
+        let c = chunk(Kind::Chat, "m", "hi", "", false);
         assert_eq!(c["message"]["content"], "hi");
+        assert!(c["message"].get("thinking").is_none());
         assert_eq!(c["done"], false);
-        let c = chunk(Kind::Generate, "m", "hi", true);
+        let c = chunk(Kind::Chat, "m", "", "hmm", false);
+        assert_eq!((c["message"]["content"].as_str(), c["message"]["thinking"].as_str()), (Some(""), Some("hmm")));
+        let c = chunk(Kind::Generate, "m", "hi", "", true);
         assert_eq!(c["response"], "hi");
+        assert!(c.get("thinking").is_none());
+        assert_eq!(chunk(Kind::Generate, "m", "", "hmm", false)["thinking"], "hmm");
         assert!(ndjson(&c).ends_with("}\n"));
     }
 }

@@ -2,7 +2,7 @@
 //! server-sent events ending with `data: [DONE]`; errors use OpenAI's envelope.
 
 use crate::clock::unix_seconds;
-use crate::dispatch::{self, Running};
+use crate::dispatch::{self, Answer, Running};
 use crate::error::{parse_json, ApiError, OpenAiError};
 use crate::options::{OllamaOptions, OpenAiSampling};
 use crate::registry::ModelEntry;
@@ -78,8 +78,32 @@ pub struct ChatCompletionRequest {
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
     pub n: Option<u32>,
+    /// `none` turns a reasoning model's thinking off; any other effort turns it on.
+    pub reasoning_effort: Option<String>,
+    /// The Responses API's spelling, which some clients also send here: `{effort}`.
+    pub reasoning: Option<ReasoningOptions>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReasoningOptions {
+    pub effort: Option<String>,
+}
+
+impl ChatCompletionRequest {
+    /// The thinking switch the requested effort stands for (`None`: the model's default).
+    fn think(&self) -> Result<Option<bool>, ApiError> {
+        let effort = self.reasoning_effort.as_deref().or(self.reasoning.as_ref().and_then(|r| r.effort.as_deref()));
+        match effort {
+            None => Ok(None),
+            Some("none") => Ok(Some(false)),
+            Some("minimal" | "low" | "medium" | "high" | "xhigh" | "max") => Ok(Some(true)),
+            Some(e) => Err(ApiError::bad_request(format!(
+                "invalid reasoning_effort {e:?}: expected none, minimal, low, medium, high, xhigh or max"
+            ))),
+        }
+    }
 }
 
 /// A prompt: one string, or a list holding one string.
@@ -152,33 +176,63 @@ impl Kind {
         }
     }
 
-    /// A streamed choice carrying `text` (or, with `finish`, the end of the answer).
-    fn delta(self, text: &str, first: bool, finish: Option<&str>) -> Value {
+    /// A streamed choice carrying `piece` (or, with `finish`, the end of the answer).
+    fn delta(self, piece: Piece, first: bool, finish: Option<&str>) -> Value {
         match self {
             Kind::Chat => {
-                let delta = match (first, finish) {
-                    (_, Some(_)) => json!({}),
-                    (true, None) => json!({ "role": "assistant", "content": text }),
-                    (false, None) => json!({ "content": text }),
+                let mut delta = match (finish, piece) {
+                    (Some(_), _) => json!({}),
+                    (None, Piece::Content(text)) => json!({ "content": text }),
+                    (None, Piece::Reasoning(text)) => Value::Object(reasoning(text)),
                 };
+                if first && finish.is_none() {
+                    delta["role"] = "assistant".into();
+                }
                 json!({ "index": 0, "delta": delta, "finish_reason": finish, "logprobs": null })
             }
-            Kind::Completion => json!({ "index": 0, "text": text, "finish_reason": finish, "logprobs": null }),
+            Kind::Completion => {
+                let text = match piece {
+                    Piece::Content(t) | Piece::Reasoning(t) => t,
+                };
+                json!({ "index": 0, "text": text, "finish_reason": finish, "logprobs": null })
+            }
         }
     }
 
     /// The whole answer as one choice.
-    fn choice(self, text: String, finish: &str) -> Value {
+    fn choice(self, answer: Answer, finish: &str) -> Value {
         match self {
-            Kind::Chat => json!({
-                "index": 0,
-                "message": { "role": "assistant", "content": text },
-                "finish_reason": finish,
-                "logprobs": null,
-            }),
-            Kind::Completion => json!({ "index": 0, "text": text, "finish_reason": finish, "logprobs": null }),
+            Kind::Chat => {
+                let mut message = serde_json::Map::new();
+                message.insert("role".into(), "assistant".into());
+                message.insert("content".into(), answer.content.into());
+                if !answer.thinking.is_empty() {
+                    message.extend(reasoning(&answer.thinking));
+                }
+                json!({ "index": 0, "message": message, "finish_reason": finish, "logprobs": null })
+            }
+            Kind::Completion => {
+                json!({ "index": 0, "text": answer.content, "finish_reason": finish, "logprobs": null })
+            }
         }
     }
+}
+
+/// What a streamed chunk carries.
+#[derive(Clone, Copy)]
+enum Piece<'a> {
+    Content(&'a str),
+    Reasoning(&'a str),
+}
+
+/// A reasoning model's thinking, under both names clients read: `reasoning_content`
+/// (DeepSeek's API, which litellm, Aider and Continue follow) and `reasoning` (Ollama's and
+/// vLLM's OpenAI-compatible endpoints).
+fn reasoning(text: &str) -> serde_json::Map<String, Value> {
+    let mut fields = serde_json::Map::new();
+    fields.insert("reasoning_content".into(), text.into());
+    fields.insert("reasoning".into(), text.into());
+    fields
 }
 
 async fn respond(
@@ -199,14 +253,14 @@ async fn respond(
     });
     let created = unix_seconds(SystemTime::now());
     if !stream {
-        let (text, done, _) = run.collect().await?;
+        let (answer, done, _) = run.collect().await?;
         return Ok(Json(json!({
             "id": id,
             "object": kind.object(false),
             "created": created,
             "model": model,
             "system_fingerprint": "kiln",
-            "choices": [kind.choice(text, finish_reason(done.done_reason))],
+            "choices": [kind.choice(answer, finish_reason(done.done_reason))],
             "usage": usage(&done),
         }))
         .into_response());
@@ -225,7 +279,12 @@ async fn respond(
         };
         match ev {
             Event::Text(t) => {
-                let chunk = envelope(json!([kind.delta(&t, first, None)]));
+                let chunk = envelope(json!([kind.delta(Piece::Content(&t), first, None)]));
+                first = false;
+                sse(&chunk)
+            }
+            Event::Thinking(t) => {
+                let chunk = envelope(json!([kind.delta(Piece::Reasoning(&t), first, None)]));
                 first = false;
                 sse(&chunk)
             }
@@ -233,9 +292,13 @@ async fn respond(
                 let mut out = String::new();
                 if first {
                     // An empty answer still opens with the assistant's role.
-                    out.push_str(&sse(&envelope(json!([kind.delta("", true, None)]))));
+                    out.push_str(&sse(&envelope(json!([kind.delta(Piece::Content(""), true, None)]))));
                 }
-                out.push_str(&sse(&envelope(json!([kind.delta("", false, Some(finish_reason(d.done_reason)))]))));
+                out.push_str(&sse(&envelope(json!([kind.delta(
+                    Piece::Content(""),
+                    false,
+                    Some(finish_reason(d.done_reason))
+                )]))));
                 if include_usage {
                     let mut last = envelope(json!([]));
                     last["usage"] = usage(&d);
@@ -256,6 +319,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty").into());
     }
+    let think = req.think()?;
     let mut messages = Vec::with_capacity(req.messages.len());
     for m in req.messages {
         let content = m.content.map(Content::into_text).transpose()?.unwrap_or_default();
@@ -265,7 +329,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
     }
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
-    let prompt = model.chat_prompt(messages, ChatExtras::default());
+    let prompt = model.chat_prompt(messages, ChatExtras { tools: None, think });
     respond(&state, Kind::Chat, model, prompt, &req.sampling, req.stream, include_usage).await
 }
 
@@ -331,9 +395,31 @@ mod tests {
 
     #[test]
     fn stream_deltas_open_with_the_role() {
-        assert_eq!(Kind::Chat.delta("hi", true, None)["delta"]["role"], "assistant");
-        assert!(Kind::Chat.delta("hi", false, None)["delta"].get("role").is_none());
-        assert_eq!(Kind::Chat.delta("", false, Some("stop"))["finish_reason"], "stop");
-        assert_eq!(Kind::Completion.delta("t", true, None)["text"], "t");
+        let hi = Piece::Content("hi");
+        assert_eq!(Kind::Chat.delta(hi, true, None)["delta"]["role"], "assistant");
+        assert!(Kind::Chat.delta(hi, false, None)["delta"].get("role").is_none());
+        assert_eq!(Kind::Chat.delta(hi, false, Some("stop"))["finish_reason"], "stop");
+        assert_eq!(Kind::Completion.delta(Piece::Content("t"), true, None)["text"], "t");
+        let thought = Kind::Chat.delta(Piece::Reasoning("hmm"), true, None)["delta"].clone();
+        assert_eq!(thought, json!({ "role": "assistant", "reasoning_content": "hmm", "reasoning": "hmm" }));
+    }
+
+    #[test]
+    fn reasoning_goes_beside_the_content() {
+        let answer = Answer { content: "4".into(), thinking: "2+2".into() };
+        let m = Kind::Chat.choice(answer, "stop")["message"].clone();
+        assert_eq!((m["content"].as_str(), m["reasoning_content"].as_str()), (Some("4"), Some("2+2")));
+        let m = Kind::Chat.choice(Answer { content: "4".into(), thinking: String::new() }, "stop")["message"].clone();
+        assert!(m.get("reasoning_content").is_none());
+    }
+
+    #[test]
+    fn reasoning_effort_switches_thinking() {
+        let think = |body: &str| parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap().think();
+        assert_eq!(think(r#"{"model":"m","messages":[]}"#).unwrap(), None);
+        assert_eq!(think(r#"{"model":"m","messages":[],"reasoning_effort":"none"}"#).unwrap(), Some(false));
+        assert_eq!(think(r#"{"model":"m","messages":[],"reasoning_effort":"high"}"#).unwrap(), Some(true));
+        assert_eq!(think(r#"{"model":"m","messages":[],"reasoning":{"effort":"low"}}"#).unwrap(), Some(true));
+        assert!(think(r#"{"model":"m","messages":[],"reasoning_effort":"extreme"}"#).is_err());
     }
 }

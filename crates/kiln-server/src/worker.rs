@@ -12,6 +12,7 @@ use crate::metrics::Metrics;
 use crate::options::RequestOptions;
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
+use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
 use kiln_engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerationStats};
 use kiln_gguf::GgufFile;
@@ -70,11 +71,14 @@ pub struct Done {
     pub load_duration: Duration,
 }
 
-/// What the model thread reports about one request, in order: any number of `Text`, then
-/// exactly one `Done` or `Error`.
+/// What the model thread reports about one request, in order: any number of `Text` and
+/// `Thinking`, then exactly one `Done` or `Error`.
 #[derive(Debug, Clone)]
 pub enum Event {
+    /// Answer text.
     Text(String),
+    /// Text of the model's thinking block, for models whose template shows they think.
+    Thinking(String),
     Done(Done),
     Error(ApiError),
 }
@@ -236,6 +240,8 @@ struct Active {
     /// Time spent rebuilding the engine for this request.
     load: Duration,
     prompt_tokens: usize,
+    /// Separates the thinking of a reasoning model's answer from its content.
+    thinking: Option<ThinkingSplitter>,
 }
 
 /// State owned by a model thread.
@@ -286,6 +292,14 @@ fn default_parallel(file: &Arc<GgufFile>) -> usize {
     (contexts as usize).clamp(1, MAX_DEFAULT_PARALLEL)
 }
 
+/// The text of template `source` (`None`: the GGUF's own, if it has one).
+fn template_text<'a>(file: &'a GgufFile, source: &'a Option<Arc<str>>) -> Option<&'a str> {
+    match source {
+        Some(t) => Some(t),
+        None => file.get_str("tokenizer.chat_template").ok().flatten(),
+    }
+}
+
 /// The compiled template for `source` (`None`: the GGUF's own), compiled on first use and kept.
 fn format_for<'f>(
     file: &GgufFile,
@@ -296,11 +310,7 @@ fn format_for<'f>(
     match formats.entry(source.clone()) {
         std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
         std::collections::hash_map::Entry::Vacant(e) => {
-            let text = match source {
-                Some(t) => Some(&**t),
-                None => file.get_str("tokenizer.chat_template").ok().flatten(),
-            };
-            let format = PromptFormat::new(tok, text)
+            let format = PromptFormat::new(tok, template_text(file, source))
                 .map_err(|e| ApiError::bad_request(format!("compiling the chat template: {e}")))?;
             Ok(e.insert(format))
         }
@@ -324,6 +334,23 @@ fn prompt_tokens(
         }
     };
     rendered.map_err(|e| ApiError::bad_request(format!("rendering the prompt: {e}")))
+}
+
+/// The tags a conversation's template shows its model thinking with (raw prompts and
+/// fill-ins are the client's own format: their text is left whole).
+fn thinking_tags(file: &GgufFile, prompt: &Prompt) -> Option<ThinkingTags> {
+    let Prompt::Chat(chat) = prompt else { return None };
+    ThinkingTags::of_template(template_text(file, &chat.template)?)
+}
+
+/// Refuses `think: true` for a model that cannot think, as Ollama does.
+fn check_think(prompt: &Prompt, tags: Option<ThinkingTags>) -> Result<(), ApiError> {
+    match prompt {
+        Prompt::Chat(chat) if chat.extras.think == Some(true) && tags.is_none() => {
+            Err(ApiError::bad_request("the model does not support thinking: its template has no thinking block"))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl ModelThread {
@@ -411,11 +438,20 @@ impl ModelThread {
             self.deferred.push_back(job);
             return;
         }
+        let tags = thinking_tags(&self.file, &job.prompt);
+        if let Err(e) = check_think(&job.prompt, tags) {
+            return self.fail(&job.events, e);
+        }
         let tok = scheduler.engine().tokenizer();
         let tokens = match prompt_tokens(&self.file, tok, &mut self.formats, &job.prompt) {
             Ok(t) => t,
             Err(e) => return self.fail(&job.events, e),
         };
+        // Templates that make the model think end the prompt with the opening tag.
+        let thinking = tags.map(|tags| {
+            let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
+            ThinkingSplitter::new(tags, ThinkingSplitter::prompt_opens(tags, &tail))
+        });
         let id = self.next_id;
         self.next_id += 1;
         let prompt_tokens = tokens.len();
@@ -423,7 +459,8 @@ impl ModelThread {
             return self.fail(&job.events, engine_error(&e));
         }
         self.shared.num_ctx.store(job.options.num_ctx, Ordering::Relaxed);
-        let active = Active { events: job.events, received: Instant::now(), last_text: None, load, prompt_tokens };
+        let active =
+            Active { events: job.events, received: Instant::now(), last_text: None, load, prompt_tokens, thinking };
         self.active.insert(id, active);
     }
 
@@ -468,11 +505,18 @@ impl ModelThread {
                     Some(t) => m.inter_token_latency.observe(now - t),
                 }
                 a.last_text = Some(now);
-                if a.events.send(Event::Text(text)).is_err() {
+                let split = match a.thinking.as_mut() {
+                    Some(s) => s.push(&text),
+                    None => Split { thinking: String::new(), content: text },
+                };
+                if !a.send(split) {
                     self.cancel(id);
                 }
             }
             scheduler::Event::Done(stats) => {
+                if let Some(rest) = a.thinking.as_mut().map(ThinkingSplitter::finish) {
+                    a.send(rest);
+                }
                 let done = finished(&stats, a);
                 m.requests.fetch_add(1, Ordering::Relaxed);
                 m.prompt_tokens.fetch_add(a.prompt_tokens as u64, Ordering::Relaxed);
@@ -488,6 +532,14 @@ impl ModelThread {
                 }
             }
         }
+    }
+}
+
+impl Active {
+    /// Sends the non-empty parts of `split`; false once the client has gone.
+    fn send(&self, split: Split) -> bool {
+        let thinking = split.thinking.is_empty() || self.events.send(Event::Thinking(split.thinking)).is_ok();
+        thinking && (split.content.is_empty() || self.events.send(Event::Text(split.content)).is_ok())
     }
 }
 

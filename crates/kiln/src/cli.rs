@@ -133,6 +133,13 @@ pub struct RunArgs {
     /// Print timings after each answer, as Ollama's --verbose does.
     #[arg(long)]
     pub verbose: bool,
+    /// Turn a reasoning model's thinking on (`--think`) or off (`--think=false`); by default
+    /// the model's template decides.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub think: Option<bool>,
+    /// Print only the answer of a reasoning model, not its thinking.
+    #[arg(long)]
+    pub hidethinking: bool,
     /// Threads for computation (GGUF files only; default: one per core).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,

@@ -1,16 +1,17 @@
 //! `kiln run FILE.gguf` (the model runs in this process, no server involved), and
 //! `kiln tokenize`.
 
+use crate::answer::AnswerWriter;
 use crate::chat::{chat_loop, ChatSession, Timings};
 use crate::cli::{RunArgs, SamplingArgs, TokenizeArgs};
 use crate::load::{load_engine, load_model};
 use anyhow::{bail, Context, Result};
 use kiln_engine::chat_template::ChatMessage;
-use kiln_engine::prompt::PromptFormat;
+use kiln_engine::prompt::{ChatExtras, PromptFormat};
+use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::sampler::SamplingParams;
 use kiln_engine::{Engine, GenerateOptions, GenerationStats, Sequence};
 use kiln_tokenizer::Tokenizer;
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -23,9 +24,31 @@ pub fn is_model_file(model: &str) -> bool {
     Path::new(model).is_file() || model.to_ascii_lowercase().ends_with(".gguf")
 }
 
+/// How answers are rendered: the prompt format, and the thinking tags its template shows.
+struct Format {
+    prompt: PromptFormat,
+    thinking: Option<ThinkingTags>,
+    extras: ChatExtras,
+    show_thinking: bool,
+}
+
+impl Format {
+    fn chat_tokens(&self, tok: &Tokenizer, messages: &[ChatMessage]) -> Result<Vec<u32>> {
+        Ok(self.prompt.chat_tokens_with(tok, messages, &self.extras)?)
+    }
+
+    /// Splits a reasoning model's answer to the prompt `tokens`.
+    fn splitter(&self, tok: &Tokenizer, tokens: &[u32]) -> Option<ThinkingSplitter> {
+        self.thinking.map(|tags| {
+            let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
+            ThinkingSplitter::new(tags, ThinkingSplitter::prompt_opens(tags, &tail))
+        })
+    }
+}
+
 /// The prompt format: the template from `--template`, else the model's own; none with
 /// `--raw`.
-fn prompt_format(engine: &Engine, args: &RunArgs) -> Result<PromptFormat> {
+fn prompt_format(engine: &Engine, args: &RunArgs) -> Result<Format> {
     let source = match &args.template {
         Some(path) => {
             Some(std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?)
@@ -37,7 +60,16 @@ fn prompt_format(engine: &Engine, args: &RunArgs) -> Result<PromptFormat> {
     if !format.has_template() && !args.raw {
         eprintln!("note: the model has no chat template; the prompt is sent as is (give one with --template)");
     }
-    Ok(format)
+    let thinking = source.as_deref().and_then(ThinkingTags::of_template);
+    if args.think == Some(true) && thinking.is_none() {
+        bail!("the model does not support thinking: its template has no thinking block");
+    }
+    Ok(Format {
+        prompt: format,
+        thinking,
+        extras: ChatExtras { tools: None, think: args.think },
+        show_thinking: !args.hidethinking,
+    })
 }
 
 /// Generation options from the command-line flags, with Ollama's defaults for those not given.
@@ -59,17 +91,28 @@ fn generate_options(o: &SamplingArgs) -> GenerateOptions {
     }
 }
 
-/// Streams one answer to stdout.
-fn answer(engine: &mut Engine, seq: &mut Sequence, opts: &GenerateOptions) -> Result<GenerationStats> {
-    let mut out = std::io::stdout().lock();
+/// Streams one answer to stdout; `thinking` splits a reasoning model's thinking from it.
+fn answer(
+    engine: &mut Engine,
+    seq: &mut Sequence,
+    opts: &GenerateOptions,
+    mut thinking: Option<ThinkingSplitter>,
+    show_thinking: bool,
+) -> Result<GenerationStats> {
+    let mut out = AnswerWriter::new(std::io::stdout().lock(), show_thinking);
     let mut write_failed = false;
     let stats = engine.generate(seq, opts, &mut |text| {
+        let split = match thinking.as_mut() {
+            Some(s) => s.push(text),
+            None => Split { thinking: String::new(), content: text.to_string() },
+        };
         // A closed stdout (e.g. `| head`) ends generation instead of failing it.
-        write_failed = out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err();
+        write_failed = out.write(&split.content, &split.thinking).is_err();
         !write_failed
     })?;
     if !write_failed {
-        let _ = writeln!(out);
+        let rest = thinking.as_mut().map(ThinkingSplitter::finish).unwrap_or_default();
+        let _ = out.write(&rest.content, &rest.thinking).and_then(|_| out.finish());
     }
     Ok(stats)
 }
@@ -87,12 +130,7 @@ fn timings(stats: &GenerationStats, load: Duration, total: Duration) -> Timings 
 
 /// Prompt tokens for the conversation, dropping the oldest turns (never the system message)
 /// until the prompt leaves room for an answer within the context.
-fn fit_history(
-    format: &PromptFormat,
-    tok: &Tokenizer,
-    messages: &mut Vec<ChatMessage>,
-    num_ctx: usize,
-) -> Result<Vec<u32>> {
+fn fit_history(format: &Format, tok: &Tokenizer, messages: &mut Vec<ChatMessage>, num_ctx: usize) -> Result<Vec<u32>> {
     // Keep at least a quarter of the context for the answer.
     let budget = num_ctx - num_ctx / 4;
     loop {
@@ -118,7 +156,7 @@ fn fit_history(
 /// A chat with a model in this process; history is kept within the context.
 struct LocalChat<'a> {
     engine: &'a mut Engine,
-    format: PromptFormat,
+    format: Format,
     opts: GenerateOptions,
     messages: Vec<ChatMessage>,
     seq: Sequence,
@@ -144,7 +182,8 @@ impl ChatSession for LocalChat<'_> {
             }
         };
         self.engine.set_tokens(&mut self.seq, &tokens)?;
-        let stats = answer(self.engine, &mut self.seq, &self.opts)?;
+        let thinking = self.format.splitter(self.engine.tokenizer(), &tokens);
+        let stats = answer(self.engine, &mut self.seq, &self.opts, thinking, self.format.show_thinking)?;
         let reply = self.engine.tokenizer().decode(&stats.generated, false);
         self.messages.push(ChatMessage { role: "assistant".into(), content: reply });
         if self.verbose {
@@ -183,16 +222,19 @@ pub fn run(args: RunArgs) -> Result<()> {
         chat.engine.release(&mut chat.seq);
         return result;
     };
-    let tokens = if args.raw {
-        engine.tokenizer().encode(prompt, true, true)
+    let (tokens, thinking) = if args.raw {
+        (engine.tokenizer().encode(prompt, true, true), None)
     } else {
         let mut messages = system_messages(&args);
         messages.push(ChatMessage { role: "user".into(), content: prompt.clone() });
-        prompt_format(&engine, &args)?.chat_tokens(engine.tokenizer(), &messages)?
+        let format = prompt_format(&engine, &args)?;
+        let tokens = format.chat_tokens(engine.tokenizer(), &messages)?;
+        let thinking = format.splitter(engine.tokenizer(), &tokens);
+        (tokens, thinking)
     };
     let mut seq = Sequence::default();
     engine.set_tokens(&mut seq, &tokens)?;
-    let stats = answer(&mut engine, &mut seq, &generate_options(&args.options))?;
+    let stats = answer(&mut engine, &mut seq, &generate_options(&args.options), thinking, !args.hidethinking)?;
     if args.verbose {
         timings(&stats, load, started.elapsed()).print();
     }

@@ -6,6 +6,7 @@
 //! `bench serve` load-tests any OpenAI-compatible server. Answers go to stdout; progress and
 //! diagnostics to stderr.
 
+mod answer;
 mod bench;
 mod bench_serve;
 mod chat;

@@ -48,12 +48,6 @@ fn metadata(f: &GgufFile) -> BTreeMap<String, Value> {
 
 /// Checks `got` equals `want` in metadata and tensors; panics naming the first difference.
 pub fn assert_same_gguf(what: &str, got: &GgufFile, want: &GgufFile) {
-    assert_same_gguf_except(what, got, want, &[]);
-}
-
-/// Like [`assert_same_gguf`], but the tensors named in `other_type` are expected to have a
-/// different type (and so different bytes) than llama.cpp gave them.
-pub fn assert_same_gguf_except(what: &str, got: &GgufFile, want: &GgufFile, other_type: &[&str]) {
     let (got_meta, want_meta) = (metadata(got), metadata(want));
     for (k, v) in &want_meta {
         assert_eq!(got_meta.get(k), Some(v), "{what}: metadata {k}");
@@ -64,12 +58,7 @@ pub fn assert_same_gguf_except(what: &str, got: &GgufFile, want: &GgufFile, othe
     assert_eq!(got.tensors().len(), want.tensors().len(), "{what}: tensor count");
     for w in want.tensors() {
         let g = got.tensor(&w.name).unwrap_or_else(|| panic!("{what}: no tensor {}", w.name));
-        assert_eq!(g.dims, w.dims, "{what}: {} dims", w.name);
-        if other_type.contains(&w.name.as_str()) {
-            assert_ne!(g.ggml_type, w.ggml_type, "{what}: {} now has llama.cpp's type; drop the exception", w.name);
-            continue;
-        }
-        assert_eq!(g.ggml_type, w.ggml_type, "{what}: {} type", w.name);
+        assert_eq!((&g.dims, g.ggml_type), (&w.dims, w.ggml_type), "{what}: {}", w.name);
         assert!(got.tensor_data(g) == want.tensor_data(w), "{what}: {} bytes differ", w.name);
     }
 }

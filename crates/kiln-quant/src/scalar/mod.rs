@@ -19,6 +19,7 @@
 //! reproduce exactly.
 
 mod decode;
+mod kquant;
 mod quant;
 
 use crate::blocks::{bf16_bits_to_f32, f16_at, f32_at, u16_at, QK, QK_K};
@@ -102,7 +103,8 @@ pub fn quantize_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
 }
 
 /// ggml's reference quantizers, the ones that write model files: `Q4_0`, `Q4_1`, `Q5_0`,
-/// `Q5_1`, `Q8_0` (the last rounds ties away from zero, unlike the activation quantizer).
+/// `Q5_1`, `Q8_0` (the last rounds ties away from zero, unlike the activation quantizer),
+/// `Q2_K`, `Q3_K`, `Q4_K`, `Q5_K`, `Q6_K`.
 pub fn quantize_weights_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
     check_row_args(ty, dst.len(), src.len());
     match ty {
@@ -111,6 +113,11 @@ pub fn quantize_weights_row(ty: GgmlType, src: &[f32], dst: &mut [u8]) {
         GgmlType::Q5_0 => quant::quantize_weights_q5_0(src, dst),
         GgmlType::Q5_1 => quant::quantize_weights_q5_1(src, dst),
         GgmlType::Q8_0 => quant::quantize_weights_q8_0(src, dst),
+        GgmlType::Q2_K => kquant::quantize_weights_q2_k(src, dst),
+        GgmlType::Q3_K => kquant::quantize_weights_q3_k(src, dst),
+        GgmlType::Q4_K => kquant::quantize_weights_q4_k(src, dst),
+        GgmlType::Q5_K => kquant::quantize_weights_q5_k(src, dst),
+        GgmlType::Q6_K => kquant::quantize_weights_q6_k(src, dst),
         _ => panic!("kiln-quant: no reference weight quantizer for {ty}"),
     }
 }

@@ -91,9 +91,9 @@ pub fn quantize_bf16(src: &[f32], dst: &mut [u8]) {
     }
 }
 
-/// The value of largest magnitude in `x` (the first one on ties), as ggml's `Q4_0`/`Q5_0`
-/// reference quantizers pick it.
-fn signed_absmax(x: &[f32]) -> f32 {
+/// The value of largest magnitude in `x` (the first one on ties), as ggml's reference
+/// quantizers pick it (0 for an empty or all-zero `x`).
+pub(super) fn signed_absmax(x: &[f32]) -> f32 {
     let (mut amax, mut max) = (0.0f32, 0.0f32);
     for &v in x {
         if amax < v.abs() {

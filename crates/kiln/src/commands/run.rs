@@ -6,12 +6,13 @@
 //! interactive chat starts (`/api/chat`, the history sent each turn).
 
 use super::text;
+use crate::answer::AnswerWriter;
 use crate::chat::{chat_loop, ChatSession, Timings};
 use crate::cli::{RunArgs, SamplingArgs};
 use crate::client::{ApiError, Client};
 use anyhow::{bail, Context, Result};
 use serde_json::{json, Map, Value};
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
 /// The sampling flags the user gave, as Ollama's `options`: those not given are left to the
@@ -52,29 +53,48 @@ fn timings(done: &Value) -> Timings {
     }
 }
 
-/// Streams an answer to stdout; returns its text and the final chunk. `piece` finds the text
-/// in a chunk. A closed stdout (e.g. `| head`) stops reading, which ends the generation.
-fn stream_answer(
-    client: &Client,
-    path: &str,
-    body: &Value,
-    piece: fn(&Value) -> &str,
-) -> Result<(String, Option<Value>)> {
-    let mut out = std::io::stdout().lock();
+/// Where the text of a chunk is: its answer and its thinking.
+#[derive(Clone, Copy)]
+enum Api {
+    Generate,
+    Chat,
+}
+
+impl Api {
+    fn path(self) -> &'static str {
+        match self {
+            Api::Generate => "/api/generate",
+            Api::Chat => "/api/chat",
+        }
+    }
+
+    /// (content, thinking) of a chunk.
+    fn pieces(self, chunk: &Value) -> (&str, &str) {
+        match self {
+            Api::Generate => (text(chunk, "response"), text(chunk, "thinking")),
+            Api::Chat => (text(&chunk["message"], "content"), text(&chunk["message"], "thinking")),
+        }
+    }
+}
+
+/// Streams an answer to stdout; returns its text and the final chunk. A closed stdout (e.g.
+/// `| head`) stops reading, which ends the generation.
+fn stream_answer(client: &Client, api: Api, body: &Value, show_thinking: bool) -> Result<(String, Option<Value>)> {
+    let mut out = AnswerWriter::new(std::io::stdout().lock(), show_thinking);
     let mut answer = String::new();
     let mut last = None;
     let mut open = true;
-    client.stream(path, body, |chunk| {
-        let t = piece(&chunk);
-        answer.push_str(t);
-        open = out.write_all(t.as_bytes()).and_then(|_| out.flush()).is_ok();
+    client.stream(api.path(), body, |chunk| {
+        let (content, thinking) = api.pieces(&chunk);
+        answer.push_str(content);
+        open = out.write(content, thinking).is_ok();
         if chunk.get("done").and_then(Value::as_bool) == Some(true) {
             last = Some(chunk);
         }
         Ok(open)
     })?;
     if open {
-        let _ = writeln!(out);
+        let _ = out.finish();
     }
     Ok((answer, last))
 }
@@ -96,6 +116,9 @@ fn prompt(arg: Option<String>) -> Result<Option<String>> {
 
 fn one_answer(client: &Client, args: &RunArgs, prompt: String, options: Map<String, Value>) -> Result<()> {
     let mut body = json!({ "model": args.model, "prompt": prompt, "raw": args.raw, "options": options });
+    if let Some(think) = args.think {
+        body["think"] = think.into();
+    }
     if let Some(system) = &args.system {
         body["system"] = system.as_str().into();
     }
@@ -103,7 +126,7 @@ fn one_answer(client: &Client, args: &RunArgs, prompt: String, options: Map<Stri
         let template = std::fs::read_to_string(path).with_context(|| format!("reading template {}", path.display()))?;
         body["template"] = template.into();
     }
-    let (_, done) = stream_answer(client, "/api/generate", &body, |c| text(c, "response"))?;
+    let (_, done) = stream_answer(client, Api::Generate, &body, !args.hidethinking)?;
     if let Some(done) = done.filter(|_| args.verbose) {
         timings(&done).print();
     }
@@ -117,13 +140,18 @@ struct RemoteChat<'a> {
     messages: Vec<Value>,
     options: Map<String, Value>,
     verbose: bool,
+    think: Option<bool>,
+    show_thinking: bool,
 }
 
 impl ChatSession for RemoteChat<'_> {
     fn say(&mut self, message: String) -> Result<()> {
         self.messages.push(json!({ "role": "user", "content": message }));
-        let body = json!({ "model": self.model, "messages": self.messages, "options": self.options });
-        match stream_answer(self.client, "/api/chat", &body, |c| text(&c["message"], "content")) {
+        let mut body = json!({ "model": self.model, "messages": self.messages, "options": self.options });
+        if let Some(think) = self.think {
+            body["think"] = think.into();
+        }
+        match stream_answer(self.client, Api::Chat, &body, self.show_thinking) {
             Ok((reply, done)) => {
                 self.messages.push(json!({ "role": "assistant", "content": reply }));
                 if let Some(done) = done.filter(|_| self.verbose) {
@@ -182,6 +210,8 @@ pub fn run(args: RunArgs) -> Result<()> {
         messages: system.collect(),
         options,
         verbose: args.verbose,
+        think: args.think,
+        show_thinking: !args.hidethinking,
     };
     chat_loop(&mut chat)
 }
