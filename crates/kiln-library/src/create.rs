@@ -420,4 +420,29 @@ mod tests {
         assert!(store.list().is_empty());
         assert_eq!(blob_names(&store), before, "no converted blob, temporary file or directory is left");
     }
+
+    #[test]
+    fn quantizes_an_uploaded_gguf_and_refuses_requantizing() {
+        let dir = TempDir::new("create-quantize-gguf");
+        let store = Store::open(&dir.0).unwrap();
+        let f32_path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf/qwen2/model.gguf");
+        let (f32_blob, _) = store.write_blob(&mut std::fs::File::open(f32_path).unwrap(), None).unwrap();
+        let req = CreateRequest {
+            files: [("qwen2.gguf".to_string(), f32_blob)].into(),
+            quantize: Some("q8_0".into()),
+            ..CreateRequest::default()
+        };
+        let mut statuses = Vec::new();
+        create(&store, &name("q8"), &req, &mut |s| statuses.push(s)).unwrap();
+        assert_eq!(statuses[0], "quantizing F32 model to Q8_0");
+        let spec = store.spec(&store.find(&name("q8")).unwrap()).unwrap();
+        assert_eq!(spec.config.file_type, "Q8_0");
+
+        let again =
+            CreateRequest { from: Some("q8".into()), quantize: Some("q4_0".into()), ..CreateRequest::default() };
+        let err = create(&store, &name("q4"), &again, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("already quantized (Q8_0); requantizing it to Q4_0 is refused"), "{err}");
+        assert!(store.find(&name("q4")).is_err());
+    }
 }
