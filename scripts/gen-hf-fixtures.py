@@ -149,12 +149,50 @@ ARCHS = {
                       n_shared_experts=1, moe_intermediate_size=32, n_group=2, topk_group=1,
                       routed_scaling_factor=2.5, norm_topk_prob=True, rope_interleave=True,
                       scoring_func="sigmoid", topk_method="noaux_tc"),
+    # DeepSeek V2 (GGUF arch `deepseek2` too), V2-Lite-like: no q compression (q_lora_rank None:
+    # one `attn_q` matrix), softmax router scores, group-limited greedy choice (2 groups of 2
+    # experts, 1 group kept, so its 2 experts are the top 2), the chosen probabilities not
+    # renormalized and scaled by 1.5, and no correction bias.
+    "deepseek2-v2": dict(model_type="deepseek_v2", rope_theta=10000.0, tie_word_embeddings=False,
+                         num_key_value_heads=4, q_lora_rank=None, kv_lora_rank=16,
+                         qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
+                         first_k_dense_replace=1, n_routed_experts=4, num_experts_per_tok=2,
+                         n_shared_experts=1, moe_intermediate_size=32, n_group=2, topk_group=1,
+                         routed_scaling_factor=1.5, norm_topk_prob=False,
+                         topk_method="group_limited_greedy", scoring_func="softmax"),
+    # DeepSeek V3 with YaRN as DeepSeek configures it: mscale = mscale_all_dim (so cos and sin
+    # are unscaled) and the softmax scale multiplied by (0.1 * 0.707 * ln 4 + 1)^2. The original
+    # context of 16 puts the 40-token sequence past it.
+    "deepseek2-yarn": dict(model_type="deepseek_v3", rope_theta=10000.0, tie_word_embeddings=False,
+                           num_key_value_heads=4, head_dim=8, q_lora_rank=32, kv_lora_rank=16,
+                           qk_nope_head_dim=8, qk_rope_head_dim=8, v_head_dim=8,
+                           first_k_dense_replace=1, n_routed_experts=4, num_experts_per_tok=2,
+                           n_shared_experts=1, moe_intermediate_size=32, n_group=2, topk_group=1,
+                           routed_scaling_factor=2.5, norm_topk_prob=True, rope_interleave=True,
+                           scoring_func="sigmoid", topk_method="noaux_tc",
+                           rope_scaling=dict(type="yarn", factor=4.0, original_max_position_embeddings=16,
+                                             beta_fast=32, beta_slow=1, mscale=0.707,
+                                             mscale_all_dim=0.707)),
+    # Qwen2 with YaRN: factor 4 over an original context of 16 (the 40-token sequence goes past
+    # it). With head_dim 16 and base 100 the correction range is pairs 0..2: pair 0 keeps its
+    # original frequency, pair 1 is an even mix, pairs 2..8 are interpolated (divided by 4).
+    "qwen2-yarn": dict(model_type="qwen2", rope_theta=100.0, tie_word_embeddings=False,
+                       rope_scaling=dict(type="yarn", factor=4.0, original_max_position_embeddings=16)),
+    # Llama with linear rope scaling: every position divided by 2.
+    "llama-linear": dict(model_type="llama", rope_theta=100000.0, rms_norm_eps=1e-5,
+                         tie_word_embeddings=False, attention_bias=False, mlp_bias=False,
+                         rope_scaling=dict(type="linear", factor=2.0)),
 }
 
 # The tokenizer class the converter reads from tokenizer_config.json, where it matters: Phi-3's
 # converter loads a SentencePiece tokenizer.model unless the class is GPT2Tokenizer (as Phi-4
 # ships), and then reads tokenizer.json as a byte-level BPE like the other architectures.
 TOKENIZER_CLASS = {"phi3": "GPT2Tokenizer"}
+
+# Router weights drawn wider than INIT_STD, where it matters: DeepSeek V2 rates an expert group by
+# its best expert, llama.cpp by its best two (see grouped_router_margin). Peaked router
+# probabilities (the best expert above 1/2) make both ratings keep the same group.
+ROUTER_STD = {"deepseek2-v2": 0.5}
 
 
 def build_tokenizer(hf_dir: pathlib.Path, tokenizer_class: str | None = None) -> PreTrainedTokenizerFast:
@@ -212,6 +250,10 @@ def build_model(arch: str, tokenizer: PreTrainedTokenizerFast):
         for name, b in model.named_buffers():
             if name.endswith("e_score_correction_bias"):
                 b.normal_(0.0, INIT_STD)
+        if arch in ROUTER_STD:
+            for name, p in model.named_parameters():
+                if name.endswith("mlp.gate.weight"):
+                    p.normal_(0.0, ROUTER_STD[arch])
     if config.tie_word_embeddings:
         assert model.lm_head.weight.data_ptr() == model.model.embed_tokens.weight.data_ptr()
     model.eval()
@@ -247,15 +289,22 @@ def n_experts(config) -> int | None:
 
 
 def grouped_router_margin(model, ids: torch.Tensor) -> float:
-    """router_margin for DeepSeek V3's router, recomputed from each router's input as
-    DeepseekV3TopkRouter does: sigmoid scores plus e_score_correction_bias; each group of experts
-    scored by the sum of its best two; the best `topk_group` groups kept and the other experts'
-    scores set to 0; the top `num_experts_per_tok` of those chosen. Both calls must be clear:
-    the gap between the last kept and first dropped group's score, and between the last chosen
-    and first unchosen expert's score after the groups are dropped (that second gap is also how
-    far the chosen scores are above 0, where transformers' masking and a -inf mask agree)."""
+    """router_margin for DeepSeek's grouped routers, recomputed from each router's input.
+
+    V3 (DeepseekV3TopkRouter): sigmoid scores plus e_score_correction_bias; each group of experts
+    rated by the sum of its best two; the best `topk_group` groups kept and the other experts'
+    scores set to 0; the top `num_experts_per_tok` of those chosen. V2 (DeepseekV2MoEGate,
+    group_limited_greedy): softmax scores, no bias, a group rated by its best expert. llama.cpp
+    has no key for the group rating and rates every `deepseek2` file's groups by their best two,
+    so for V2 both ratings must keep the same groups, each by a clear margin.
+
+    Both calls must be clear: the gap between the last kept and first dropped group's rating,
+    and between the last chosen and first unchosen expert's score after the groups are dropped
+    (that second gap is also how far the chosen scores are above 0, where transformers' masking
+    and a -inf mask agree)."""
     config = model.config
-    routers = [m for m in model.modules() if hasattr(m, "e_score_correction_bias")]
+    routers = [m for m in model.modules()
+               if hasattr(m, "e_score_correction_bias") or type(m).__name__ == "DeepseekV2MoEGate"]
     inputs = []
     hooks = [r.register_forward_hook(lambda mod, args, out: inputs.append((mod, args[0])))
              for r in routers]
@@ -270,15 +319,28 @@ def grouped_router_margin(model, ids: torch.Tensor) -> float:
     with torch.no_grad():
         for router, x in inputs:
             x = x.reshape(-1, config.hidden_size).float()
-            choice = (x @ router.weight.float().T).sigmoid() + router.e_score_correction_bias
-            group_scores = choice.view(-1, groups, n // groups).topk(2, dim=-1).values.sum(-1)
-            if config.topk_group < groups:
-                g = group_scores.sort(-1, descending=True).values
-                margin = min(margin, float((g[:, config.topk_group - 1] - g[:, config.topk_group]).min()))
-            kept = torch.zeros_like(group_scores).scatter_(
-                1, group_scores.topk(config.topk_group, dim=-1).indices, 1.0)
+            logits = x @ router.weight.float().T
+            if hasattr(router, "e_score_correction_bias"):
+                choice = logits.sigmoid() + router.e_score_correction_bias
+                ratings = [choice.view(-1, groups, n // groups).topk(2, dim=-1).values.sum(-1)]
+            else:
+                choice = logits.softmax(-1)
+                grouped = choice.view(-1, groups, n // groups)
+                ratings = [grouped.max(dim=-1).values, grouped.topk(2, dim=-1).values.sum(-1)]
+            kept_sets = []
+            for group_scores in ratings:
+                if config.topk_group < groups:
+                    g = group_scores.sort(-1, descending=True).values
+                    margin = min(margin, float((g[:, config.topk_group - 1] - g[:, config.topk_group]).min()))
+                kept_sets.append(group_scores.topk(config.topk_group, dim=-1).indices.sort(-1).values)
+            if any(not torch.equal(kept_sets[0], other) for other in kept_sets[1:]):
+                return -1.0
+            kept = torch.zeros_like(ratings[0]).scatter_(1, kept_sets[0], 1.0)
             kept = kept.unsqueeze(-1).expand(-1, groups, n // groups).reshape(-1, n).bool()
-            e = choice.masked_fill(~kept, 0.0).sort(-1, descending=True).values
+            # transformers masks the dropped groups with 0: below every softmax score (as -inf
+            # is), but not below a sigmoid score lowered by a negative bias.
+            dropped = 0.0 if hasattr(router, "e_score_correction_bias") else float("-inf")
+            e = choice.masked_fill(~kept, dropped).sort(-1, descending=True).values
             margin = min(margin, float((e[:, k - 1] - e[:, k]).min()))
     return round(margin, 6)
 

@@ -156,6 +156,11 @@ impl Engine {
         self.kv.bytes()
     }
 
+    /// Bytes of KV cache one token of context takes, all layers together.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.kv.bytes_per_token()
+    }
+
     /// One forward pass over a batch the scheduler built.
     pub(crate) fn forward(&mut self, batch: &Batch) -> Result<Vec<f32>, EngineError> {
         Ok(self.model.forward(&self.pool, batch, &mut self.kv, &mut self.scratch)?)

@@ -4,14 +4,21 @@
 
 use kiln_kernels::ThreadPool;
 use kiln_models::{Batch, Model, Scratch};
+use std::path::Path;
 
 fn check(file: &str) {
     let Some(path) = kiln_testdata::model_path(file) else { return };
-    let model = Model::load(&path, &mut |_, _| {}).unwrap();
+    check_model(file, &path);
+}
+
+fn check_model(file: &str, path: &Path) {
+    let model = Model::load(path, &mut |_, _| {}).unwrap();
     let pool = ThreadPool::new(2);
     let vocab = model.config().vocab_size;
-    let a: Vec<u32> = vec![10, 200, 3000, 45, 6, 700, 80, 9, 1000, 11, 12, 13, 14, 15, 16, 17, 18, 19];
-    let b: Vec<u32> = vec![500, 4, 33, 2222, 1];
+    // Ids past a small vocabulary wrap around.
+    let ids = |ids: &[u32]| -> Vec<u32> { ids.iter().map(|&t| t % vocab as u32).collect() };
+    let a = ids(&[10, 200, 3000, 45, 6, 700, 80, 9, 1000, 11, 12, 13, 14, 15, 16, 17, 18, 19]);
+    let b = ids(&[500, 4, 33, 2222, 1]);
     // Alone: each sequence in its own cache, blocks 0.. in order.
     let alone = |tokens: &[u32]| {
         let mut kv = model.new_kv_cache(8, 16);
@@ -50,4 +57,12 @@ fn smollm2_batch_of_two_sequences() {
 #[test]
 fn gemma3_batch_of_two_sequences() {
     check("gemma-3-270m-q4_k_m.gguf");
+}
+
+/// Latent attention's single-head cache and the experts' gathering across sequences, on the
+/// tiny DeepSeek V3 reference model.
+#[test]
+fn deepseek2_batch_of_two_sequences() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf/deepseek2/model.gguf");
+    check_model("deepseek2", &path);
 }

@@ -161,7 +161,22 @@ fn phi3_matches_transformers() {
 fn models_converted_from_safetensors_match_transformers() {
     let tmp = kiln_testdata::TempDir::new("hf-reference-converted");
     std::fs::create_dir_all(&tmp.0).unwrap();
-    for arch in ["llama", "qwen2", "qwen3", "qwen2moe", "qwen3moe", "mixtral", "phi3", "phi3-longrope"] {
+    let archs = [
+        "llama",
+        "llama-linear",
+        "qwen2",
+        "qwen2-yarn",
+        "qwen3",
+        "qwen2moe",
+        "qwen3moe",
+        "mixtral",
+        "phi3",
+        "phi3-longrope",
+        "deepseek2",
+        "deepseek2-v2",
+        "deepseek2-yarn",
+    ];
+    for arch in archs {
         let weights = tmp.0.join(format!("{arch}.gguf"));
         let mut out = std::fs::File::create(&weights).unwrap();
         kiln_convert::convert_dir(&fixture_dir(arch).join("hf"), &mut out, None, &mut |_| {}).unwrap();
@@ -178,4 +193,39 @@ fn phi3_longrope_matches_transformers_with_both_factor_sets() {
     let short = reference.longrope_short.expect("the LongRoPE reference has short-factor rows");
     let logits = engine.logits_all(&reference.tokens[..32]).unwrap();
     compare("phi3-longrope (short)", &logits, &short.positions, &short.logits);
+}
+
+/// DeepSeek V3: latent attention (queries through a rank-32 bottleneck), a leading dense layer,
+/// then sigmoid-scored experts chosen by group with a bias, plus a shared expert.
+#[test]
+fn deepseek2_matches_transformers() {
+    check("deepseek2");
+}
+
+/// YaRN, factor 4 over an original context of 16: the fastest rotary pair keeps its frequency,
+/// the next is an even mix, the rest are interpolated; cos and sin are scaled by 0.1 ln 4 + 1.
+#[test]
+fn qwen2_yarn_matches_transformers() {
+    check("qwen2-yarn");
+}
+
+/// Linear RoPE scaling: positions divided by 2.
+#[test]
+fn llama_linear_rope_scaling_matches_transformers() {
+    check("llama-linear");
+}
+
+/// DeepSeek V2: queries from one `attn_q` matrix (no compression), softmax-scored experts in
+/// groups, the chosen weights not renormalised but scaled by 1.5.
+#[test]
+fn deepseek2_v2_matches_transformers() {
+    check("deepseek2-v2");
+}
+
+/// DeepSeek V3 with YaRN (factor 4, original context 16, mscale = mscale_all_dim = 0.707): the
+/// rotary frequencies ramp as for any YaRN model, cos and sin stay unscaled and the softmax
+/// scale grows by (0.1 · 0.707 · ln 4 + 1)².
+#[test]
+fn deepseek2_yarn_matches_transformers() {
+    check("deepseek2-yarn");
 }

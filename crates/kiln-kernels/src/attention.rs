@@ -10,37 +10,56 @@ use crate::vec;
 use half::f16;
 use half::slice::HalfFloatSliceExt;
 
-/// Shape of one layer's cache: `[n_blocks][block_size][n_kv_heads][head_dim]` for K and for V.
+/// Shape of one layer's cache: `[n_blocks][block_size][n_kv_heads][head_dim]` for K and
+/// `[n_blocks][block_size][n_kv_heads][v_head_dim]` for V.
+///
+/// Multi-head latent attention (DeepSeek V2/V3) caches one compressed latent per token instead
+/// of per-head keys and values: its "key" is the latent followed by a shared rotary key, and its
+/// values are the latent itself, so it stores no V (`v_head_dim` 0) and reads the values from
+/// the first `AttnParams::v_dim` elements of each key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvLayout {
     pub n_blocks: usize,
     pub block_size: usize,
     pub n_kv_heads: usize,
+    /// Width of one head's key.
     pub head_dim: usize,
+    /// Width of one head's stored value; 0 when the values are a prefix of the keys.
+    pub v_head_dim: usize,
 }
 
 impl KvLayout {
-    /// Elements of one token slot (all KV heads).
-    pub fn slot_len(&self) -> usize {
+    /// Keys and values of the usual shape: one value as wide as each key.
+    pub fn keys_and_values(n_blocks: usize, block_size: usize, n_kv_heads: usize, head_dim: usize) -> KvLayout {
+        KvLayout { n_blocks, block_size, n_kv_heads, head_dim, v_head_dim: head_dim }
+    }
+
+    /// Elements of one token's keys (all KV heads).
+    pub fn k_slot_len(&self) -> usize {
         self.n_kv_heads * self.head_dim
     }
 
-    /// Elements of one layer's K (or V) store.
-    pub fn layer_len(&self) -> usize {
-        self.n_blocks * self.block_size * self.slot_len()
+    /// Elements of one token's stored values (all KV heads; 0 when values live in the keys).
+    pub fn v_slot_len(&self) -> usize {
+        self.n_kv_heads * self.v_head_dim
     }
 
-    /// Element offset of the slot holding position `pos` of a sequence with `block_table`.
+    /// Token slots of one layer.
+    fn n_slots(&self) -> usize {
+        self.n_blocks * self.block_size
+    }
+
+    /// Index of the slot holding position `pos` of a sequence with `block_table`.
     #[inline]
-    fn slot_offset(&self, block_table: &[u32], pos: usize) -> usize {
-        let block = block_table[pos / self.block_size] as usize;
-        (block * self.block_size + pos % self.block_size) * self.slot_len()
+    fn slot(&self, block_table: &[u32], pos: usize) -> usize {
+        block_table[pos / self.block_size] as usize * self.block_size + pos % self.block_size
     }
 }
 
 /// K and V storage of one layer.
 pub struct KvLayer {
     pub k: Vec<f16>,
+    /// Empty when the layout stores no values.
     pub v: Vec<f16>,
 }
 
@@ -48,22 +67,26 @@ impl KvLayer {
     /// Zeroed storage; the pages are only touched (made resident) when written, so a large
     /// context costs memory only as it fills.
     pub fn new(layout: &KvLayout) -> KvLayer {
-        KvLayer { k: zeroed_f16(layout.layer_len()), v: zeroed_f16(layout.layer_len()) }
+        KvLayer {
+            k: zeroed_f16(layout.n_slots() * layout.k_slot_len()),
+            v: zeroed_f16(layout.n_slots() * layout.v_slot_len()),
+        }
     }
 
-    /// Stores the keys and values (`slot_len` each) of position `pos`.
+    /// Stores the keys (`k_slot_len`) and values (`v_slot_len`, possibly none) of position `pos`.
     pub fn write(&mut self, layout: &KvLayout, block_table: &[u32], pos: usize, k: &[f32], v: &[f32]) {
-        let off = layout.slot_offset(block_table, pos);
-        let n = layout.slot_len();
-        self.k[off..off + n].convert_from_f32_slice(&k[..n]);
-        self.v[off..off + n].convert_from_f32_slice(&v[..n]);
+        let slot = layout.slot(block_table, pos);
+        let (nk, nv) = (layout.k_slot_len(), layout.v_slot_len());
+        self.k[slot * nk..(slot + 1) * nk].convert_from_f32_slice(&k[..nk]);
+        self.v[slot * nv..(slot + 1) * nv].convert_from_f32_slice(&v[..nv]);
     }
 
     /// Copies the slots of block `src` into block `dst` (copy-on-write of a shared block).
     pub fn copy_block(&mut self, layout: &KvLayout, src: usize, dst: usize) {
-        let n = layout.block_size * layout.slot_len();
-        self.k.copy_within(src * n..(src + 1) * n, dst * n);
-        self.v.copy_within(src * n..(src + 1) * n, dst * n);
+        for (store, width) in [(&mut self.k, layout.k_slot_len()), (&mut self.v, layout.v_slot_len())] {
+            let n = layout.block_size * width;
+            store.copy_within(src * n..(src + 1) * n, dst * n);
+        }
     }
 }
 
@@ -93,6 +116,9 @@ pub struct AttnParams {
     pub scale: f32,
     /// Sliding window: a token sees the last `window` positions, itself included.
     pub window: Option<u32>,
+    /// Width of one head's value and output: the layout's `v_head_dim`, or, when the layout
+    /// stores no values, how many leading elements of each key are its value.
+    pub v_dim: usize,
 }
 
 /// Most query tokens of one sequence handled by one task: each key and value is converted
@@ -118,9 +144,9 @@ fn query_tiles(queries: &[AttnQuery]) -> Vec<std::ops::Range<usize>> {
 
 /// Causal attention of `queries.len()` tokens over the cache of `layer`.
 ///
-/// `q`: `[n_tokens][n_heads][head_dim]`; `out`: same shape. Query heads are grouped over the
-/// KV heads (GQA): head `h` reads KV head `h / (n_heads / n_kv_heads)`. The K/V of every query
-/// token must already be written.
+/// `q`: `[n_tokens][n_heads][head_dim]`; `out`: `[n_tokens][n_heads][v_dim]`. Query heads are
+/// grouped over the KV heads (GQA; MLA is the case of one KV head): head `h` reads KV head
+/// `h / (n_heads / n_kv_heads)`. The K/V of every query token must already be written.
 pub fn paged_attention(
     pool: &ThreadPool,
     layout: &KvLayout,
@@ -131,11 +157,23 @@ pub fn paged_attention(
     out: &mut [f32],
 ) {
     let hd = layout.head_dim;
+    let vd = params.v_dim;
     let n_kv = layout.n_kv_heads;
     let group = params.n_heads / n_kv;
     assert_eq!(params.n_heads % n_kv, 0, "query heads must be a multiple of KV heads");
+    // Values: their own store, or the first `vd` elements of each key.
+    let (v_store, v_stride) = match layout.v_head_dim {
+        0 => {
+            assert!(vd <= hd, "values of {vd} cannot be read from keys of {hd}");
+            (&layer.k, layout.k_slot_len())
+        }
+        w => {
+            assert_eq!(w, vd, "value width differs from the cache's");
+            (&layer.v, layout.v_slot_len())
+        }
+    };
     assert_eq!(q.len(), queries.len() * params.n_heads * hd);
-    assert_eq!(out.len(), q.len());
+    assert_eq!(out.len(), queries.len() * params.n_heads * vd);
     let out_ptr = SyncPtr(out.as_mut_ptr());
     let tiles = query_tiles(queries);
     let first_key = |pos: usize| match params.window {
@@ -165,13 +203,13 @@ pub fn paged_attention(
             let src = &q[(t * params.n_heads + kvh * group) * hd..][..group * hd];
             round_f16_into(src, &mut qs[i * group * hd..(i + 1) * group * hd]);
         }
-        let mut acc = vec![0f32; rows * hd];
+        let mut acc = vec![0f32; rows * vd];
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let (kv_f32, scores) = scratch.buffers(n_keys * hd, rows * n_keys);
+            let (kv_f32, scores) = scratch.buffers(n_keys * hd.max(vd), rows * n_keys);
             // Scores: the tile's queries against its keys, as one small matrix product.
             for p in lo..=hi {
-                let off = layout.slot_offset(table, p) + kvh * hd;
+                let off = layout.slot(table, p) * layout.k_slot_len() + kvh * hd;
                 layer.k[off..off + hd].convert_to_f32_slice(&mut kv_f32[(p - lo) * hd..(p - lo + 1) * hd]);
             }
             vec::gemm_nt(&vec::MatShape { rows, inner: hd, cols: n_keys }, &qs, kv_f32, scores);
@@ -186,11 +224,12 @@ pub fn paged_attention(
                 softmax_inplace(seen);
                 round_f16_inplace(seen);
             }
+            let v_head = if layout.v_head_dim == 0 { hd } else { vd };
             for p in lo..=hi {
-                let off = layout.slot_offset(table, p) + kvh * hd;
-                layer.v[off..off + hd].convert_to_f32_slice(&mut kv_f32[(p - lo) * hd..(p - lo + 1) * hd]);
+                let off = layout.slot(table, p) * v_stride + kvh * v_head;
+                v_store[off..off + vd].convert_to_f32_slice(&mut kv_f32[(p - lo) * vd..(p - lo + 1) * vd]);
             }
-            vec::gemm_nn_acc(&vec::MatShape { rows, inner: n_keys, cols: hd }, scores, kv_f32, &mut acc);
+            vec::gemm_nn_acc(&vec::MatShape { rows, inner: n_keys, cols: vd }, scores, kv_f32, &mut acc);
         });
         for (i, t) in tile.clone().enumerate() {
             for g in 0..group {
@@ -198,8 +237,8 @@ pub fn paged_attention(
                 let r = i * group + g;
                 // SAFETY: each (token, head) output row is written by exactly one task.
                 let dst =
-                    unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add((t * params.n_heads + h) * hd), hd) };
-                dst.copy_from_slice(&acc[r * hd..(r + 1) * hd]);
+                    unsafe { std::slice::from_raw_parts_mut(out_ptr.get().add((t * params.n_heads + h) * vd), vd) };
+                dst.copy_from_slice(&acc[r * vd..(r + 1) * vd]);
             }
         }
     });
@@ -293,13 +332,12 @@ mod tests {
         k: &[Vec<f32>],
         v: &[Vec<f32>],
         n_heads: usize,
-        n_kv: usize,
-        hd: usize,
+        (n_kv, hd, vd): (usize, usize, usize),
         pos: usize,
         scale: f32,
         window: Option<usize>,
     ) -> Vec<f32> {
-        let mut out = vec![0f32; n_heads * hd];
+        let mut out = vec![0f32; n_heads * vd];
         let first = window.map_or(0, |w| (pos + 1).saturating_sub(w));
         for h in 0..n_heads {
             let kvh = h / (n_heads / n_kv);
@@ -309,8 +347,8 @@ mod tests {
             softmax_inplace(&mut s);
             s.iter_mut().for_each(|p| *p = round_f16(*p));
             for (j, p) in (first..=pos).enumerate() {
-                for d in 0..hd {
-                    out[h * hd + d] += s[j] * v[p][kvh * hd + d];
+                for d in 0..vd {
+                    out[h * vd + d] += s[j] * v[p][kvh * vd + d];
                 }
             }
         }
@@ -327,13 +365,13 @@ mod tests {
     #[test]
     fn paged_matches_contiguous_with_gqa_and_window() {
         let pool = ThreadPool::new(2);
-        let layout = KvLayout { n_blocks: 8, block_size: 4, n_kv_heads: 2, head_dim: 8 };
+        let layout = KvLayout::keys_and_values(8, 4, 2, 8);
         let (n_heads, hd, n_pos) = (6, 8, 11);
         let mut seed = 0x1234_5678_9abc_def1u64;
         // Quantise through f16 so the reference sees the same K/V as the cache holds.
         let mut gen = |n: usize| -> Vec<f32> { (0..n).map(|_| f16::from_f32(rnd(&mut seed)).to_f32()).collect() };
-        let ks: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(layout.slot_len())).collect();
-        let vs: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(layout.slot_len())).collect();
+        let ks: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(layout.k_slot_len())).collect();
+        let vs: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(layout.v_slot_len())).collect();
         let qs: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(n_heads * hd)).collect();
         // A scattered block table: logical blocks 0,1,2 live in physical 5,1,6.
         let table = [5u32, 1, 6];
@@ -342,17 +380,47 @@ mod tests {
             layer.write(&layout, &table, p, &ks[p], &vs[p]);
         }
         for window in [None, Some(3u32)] {
-            let params = AttnParams { n_heads, scale: 0.35, window };
+            let params = AttnParams { n_heads, scale: 0.35, window, v_dim: hd };
             let queries: Vec<AttnQuery> =
                 (0..n_pos).map(|p| AttnQuery { pos: p as u32, block_table: &table }).collect();
             let q: Vec<f32> = qs.concat();
             let mut out = vec![0f32; q.len()];
             paged_attention(&pool, &layout, &layer, &params, &queries, &q, &mut out);
             for p in 0..n_pos {
-                let want = naive(&qs[p], &ks, &vs, n_heads, 2, hd, p, 0.35, window.map(|w| w as usize));
+                let want = naive(&qs[p], &ks, &vs, n_heads, (2, hd, hd), p, 0.35, window.map(|w| w as usize));
                 for (a, b) in out[p * n_heads * hd..(p + 1) * n_heads * hd].iter().zip(&want) {
                     assert!((a - b).abs() < 1e-5, "pos {p}: {a} vs {b}");
                 }
+            }
+        }
+    }
+
+    /// Latent attention's cache: one KV head of 12 (a latent of 8, then 4 rotary dims) and no
+    /// stored values; each head's value is the latent, the key's first 8 elements.
+    #[test]
+    fn values_read_from_the_key_prefix() {
+        let pool = ThreadPool::new(2);
+        let layout = KvLayout { n_blocks: 4, block_size: 4, n_kv_heads: 1, head_dim: 12, v_head_dim: 0 };
+        let (n_heads, latent, n_pos) = (4, 8, 9);
+        let mut layer = KvLayer::new(&layout);
+        assert!(layer.v.is_empty());
+        let mut seed = 0x0bad_cafe_1234_5678u64;
+        let mut gen = |n: usize| -> Vec<f32> { (0..n).map(|_| f16::from_f32(rnd(&mut seed)).to_f32()).collect() };
+        let ks: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(12)).collect();
+        let qs: Vec<Vec<f32>> = (0..n_pos).map(|_| gen(n_heads * 12)).collect();
+        let vs: Vec<Vec<f32>> = ks.iter().map(|k| k[..latent].to_vec()).collect();
+        let table = [2u32, 0, 3];
+        for (p, k) in ks.iter().enumerate() {
+            layer.write(&layout, &table, p, k, &[]);
+        }
+        let params = AttnParams { n_heads, scale: 0.3, window: None, v_dim: latent };
+        let queries: Vec<AttnQuery> = (0..n_pos).map(|p| AttnQuery { pos: p as u32, block_table: &table }).collect();
+        let mut out = vec![0f32; n_pos * n_heads * latent];
+        paged_attention(&pool, &layout, &layer, &params, &queries, &qs.concat(), &mut out);
+        for p in 0..n_pos {
+            let want = naive(&qs[p], &ks, &vs, n_heads, (1, 12, latent), p, 0.3, None);
+            for (a, b) in out[p * n_heads * latent..(p + 1) * n_heads * latent].iter().zip(&want) {
+                assert!((a - b).abs() < 1e-5, "pos {p}: {a} vs {b}");
             }
         }
     }
@@ -368,7 +436,7 @@ mod tests {
 
     #[test]
     fn copy_block_duplicates_slots() {
-        let layout = KvLayout { n_blocks: 3, block_size: 2, n_kv_heads: 1, head_dim: 2 };
+        let layout = KvLayout::keys_and_values(3, 2, 1, 2);
         let mut layer = KvLayer::new(&layout);
         layer.write(&layout, &[0], 1, &[1.0, 2.0], &[3.0, 4.0]);
         layer.copy_block(&layout, 0, 2);

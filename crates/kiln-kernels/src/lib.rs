@@ -12,5 +12,5 @@ pub mod vec;
 
 pub use attention::{paged_attention, AttnParams, AttnQuery, KvLayer, KvLayout};
 pub use matmul::{matmul, matmul_group, MatmulScratch, QMatrix};
-pub use ops::{Rope, RopeStyle};
+pub use ops::{Rope, RopeStyle, YarnRamp};
 pub use pool::ThreadPool;

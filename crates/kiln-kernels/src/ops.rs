@@ -56,8 +56,53 @@ pub struct Rope {
     /// Per-pair divisors of the rotation frequency (`n_dims / 2` of them): Llama 3.1+'s RoPE
     /// scaling, which GGUF files carry as the `rope_freqs.weight` tensor.
     pub freq_factors: Option<std::sync::Arc<[f32]>>,
-    /// Multiplies cos and sin (LongRoPE's attention factor; 1.0 = none).
+    /// Multiplies cos and sin (LongRoPE's attention factor, YaRN's magnitude correction; 1.0 =
+    /// none).
     pub attn_factor: f32,
+    /// YaRN: which pairs keep their original frequency instead of the scaled one.
+    pub yarn: Option<YarnRamp>,
+}
+
+/// YaRN's blend of interpolated (`freq_scale`d) and original angles per dimension pair, as
+/// llama.cpp's `rope_yarn` does: pairs below `low` turn at their original speed (they complete
+/// many turns within the trained context), pairs above `high` are interpolated, and the ones
+/// between are mixed linearly. Its cos/sin magnitude correction is part of `Rope::attn_factor`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct YarnRamp {
+    /// Weight of the original angle where the ramp says so (1.0 for YaRN).
+    pub ext_factor: f32,
+    /// Correction range in dimension pairs.
+    pub low: f32,
+    pub high: f32,
+}
+
+impl YarnRamp {
+    /// The ramp for `n_dims` rotated dimensions trained on `orig_ctx` positions: from the pair
+    /// that turns `beta_fast` times within the context to the one that turns `beta_slow` times
+    /// (rounded outwards, clamped to the pairs that exist).
+    pub fn new(
+        n_dims: usize,
+        orig_ctx: usize,
+        freq_base: f32,
+        beta_fast: f32,
+        beta_slow: f32,
+        ext_factor: f32,
+    ) -> Self {
+        let corr_dim = |rotations: f32| {
+            n_dims as f32 * (orig_ctx as f32 / (rotations * 2.0 * std::f32::consts::PI)).ln() / (2.0 * freq_base.ln())
+        };
+        YarnRamp {
+            ext_factor,
+            low: corr_dim(beta_fast).floor().max(0.0),
+            high: corr_dim(beta_slow).ceil().min(n_dims as f32 - 1.0),
+        }
+    }
+
+    /// How much of the original angle pair `i` keeps.
+    fn extrapolation(&self, i: usize) -> f32 {
+        let y = (i as f32 - self.low) / (self.high - self.low).max(0.001);
+        (1.0 - y.clamp(0.0, 1.0)) * self.ext_factor
+    }
 }
 
 impl Rope {
@@ -70,7 +115,15 @@ impl Rope {
         let mut theta = pos as f32;
         for (i, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).take(self.n_dims / 2).enumerate() {
             let factor = self.freq_factors.as_ref().map_or(1.0, |f| f[i]);
-            let t = self.freq_scale * (theta / factor);
+            let original = theta / factor;
+            let scaled = self.freq_scale * original;
+            let t = match &self.yarn {
+                Some(ramp) => {
+                    let mix = ramp.extrapolation(i);
+                    scaled * (1.0 - mix) + original * mix
+                }
+                None => scaled,
+            };
             *c = t.cos() * self.attn_factor;
             *s = t.sin() * self.attn_factor;
             theta *= theta_scale;
@@ -202,8 +255,15 @@ mod tests {
     #[test]
     fn rope_rotates_pairs_and_keeps_norm() {
         for style in [RopeStyle::Normal, RopeStyle::Neox] {
-            let rope =
-                Rope { style, n_dims: 8, freq_base: 10000.0, freq_scale: 1.0, freq_factors: None, attn_factor: 1.0 };
+            let rope = Rope {
+                style,
+                n_dims: 8,
+                freq_base: 10000.0,
+                freq_scale: 1.0,
+                freq_factors: None,
+                attn_factor: 1.0,
+                yarn: None,
+            };
             let orig: Vec<f32> = (0..16).map(|i| (i as f32 * 0.37).sin()).collect();
             let mut x = orig.clone();
             rope.apply(&mut x, 8, 7);
@@ -233,6 +293,7 @@ mod tests {
             freq_scale: 1.0,
             freq_factors: None,
             attn_factor: 1.0,
+            yarn: None,
         }
     }
 
@@ -252,6 +313,30 @@ mod tests {
         let (mut c2, mut s2) = ([0f32; 2], [0f32; 2]);
         louder.cos_sin(5, &mut c2, &mut s2);
         assert_eq!((c2[1], s2[1]), (2.0 * c0[1], 2.0 * s0[1]));
+    }
+
+    /// 16 rotated dims, an original context of 16, base 100, beta 32 / 1: llama.cpp's
+    /// `ggml_rope_yarn_corr_dims` gives -4.4 and 1.6, rounded outwards and clamped to 0 and 2.
+    #[test]
+    fn yarn_keeps_fast_pairs_and_scales_slow_ones() {
+        let ramp = YarnRamp::new(16, 16, 100.0, 32.0, 1.0, 1.0);
+        assert_eq!((ramp.low, ramp.high), (0.0, 2.0));
+        let plain = Rope { style: RopeStyle::Neox, n_dims: 16, freq_base: 100.0, ..neox4() };
+        let yarn = Rope { freq_scale: 0.25, yarn: Some(ramp), ..plain.clone() };
+        let interpolated = Rope { freq_scale: 0.25, ..plain.clone() };
+        let (mut c, mut s) = ([[0f32; 8]; 3], [[0f32; 8]; 3]);
+        for (i, rope) in [&plain, &yarn, &interpolated].into_iter().enumerate() {
+            rope.cos_sin(11, &mut c[i], &mut s[i]);
+        }
+        // Pair 0 keeps its original angle, pairs from 2 on are fully interpolated, and pair 1
+        // is half and half.
+        assert_eq!((c[1][0], s[1][0]), (c[0][0], s[0][0]));
+        for i in 2..8 {
+            assert_eq!((c[1][i], s[1][i]), (c[2][i], s[2][i]));
+        }
+        let original = 11.0 * 100f32.powf(-2.0 / 16.0);
+        let mixed = original * 0.25 * 0.5 + original * 0.5;
+        assert!((c[1][1] - mixed.cos()).abs() < 1e-5 && (s[1][1] - mixed.sin()).abs() < 1e-5);
     }
 
     #[test]

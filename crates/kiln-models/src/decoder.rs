@@ -29,6 +29,8 @@ pub struct Scratch {
     pub mm: MatmulScratch,
     /// Buffers of mixture-of-experts blocks.
     pub moe: crate::moe::MoeScratch,
+    /// Buffers of latent attention.
+    pub mla: crate::mla::MlaScratch,
 }
 
 fn resize(v: &mut Vec<f32>, n: usize) {
@@ -229,7 +231,7 @@ pub fn self_attention(
         .map(|t| AttnQuery { pos: batch.positions[t], block_table: &batch.block_tables[batch.seq[t]] })
         .collect();
     resize(&mut s.attn, batch.len() * q_row);
-    let params = AttnParams { n_heads: spec.n_heads, scale: spec.scale, window: spec.window };
+    let params = AttnParams { n_heads: spec.n_heads, scale: spec.scale, window: spec.window, v_dim: hd };
     paged_attention(ctx.pool, &layout, cache, &params, &queries, &s.q, &mut s.attn);
     ctx.linear(&w.wo, &s.attn, &mut s.out, &mut s.mm);
 }

@@ -64,6 +64,7 @@ impl Gemma3 {
                             freq_scale,
                             freq_factors: None,
                             attn_factor: 1.0,
+                            yarn: None,
                         },
                         rms_eps: cfg.rms_eps,
                         // Gemma scales by 1/√head_dim (query_pre_attn_scalar = head_dim below 27B).

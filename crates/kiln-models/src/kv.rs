@@ -16,7 +16,8 @@ impl KvCache {
 
     /// Bytes of cache per token across all layers (K and V, f16).
     pub fn bytes_per_token(&self) -> usize {
-        self.layers.len() * 2 * self.layout.slot_len() * std::mem::size_of::<half::f16>()
+        let slot = self.layout.k_slot_len() + self.layout.v_slot_len();
+        self.layers.len() * slot * std::mem::size_of::<half::f16>()
     }
 
     /// Total bytes reserved.

@@ -10,6 +10,7 @@ mod error;
 mod gemma3;
 mod kv;
 mod llama;
+mod mla;
 mod model;
 mod moe;
 mod weights;

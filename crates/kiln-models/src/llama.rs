@@ -4,12 +4,15 @@
 //! them), Qwen 3 per-head RMS norms of queries and keys; both rotate with NeoX-style RoPE.
 //! Their MoE variants replace the feed-forward block with a mixture of experts (`moe.rs`).
 //! Phi 3 fuses the QKV and gate-up projections into one tensor each, viewed here as parts.
+//! DeepSeek V2/V3 keep the block but attend through a compressed latent (`mla.rs`) and start
+//! with dense layers before their mixture of experts.
 
 use crate::config::{Architecture, ModelConfig};
 use crate::decoder::{
     feed_forward, logits, rms_norm_rows, self_attention, AttnSpec, AttnWeights, FfnWeights, Gating, Scratch, StepCtx,
 };
 use crate::kv::KvCache;
+use crate::mla::{latent_attention, MlaWeights};
 use crate::moe::{moe_forward, MoeWeights};
 use crate::weights::{TensorLoader, Weight};
 use crate::ModelError;
@@ -18,16 +21,22 @@ use kiln_kernels::{ops, Rope, RopeStyle};
 pub struct LlamaLayer {
     /// `[n_embd]`
     attn_norm: Vec<f32>,
-    attn: AttnWeights,
+    attn: Attention,
     /// `[n_embd]`
     ffn_norm: Vec<f32>,
     ffn: Ffn,
 }
 
+/// A layer's attention: per-head keys and values, or a compressed latent.
+enum Attention {
+    Heads(AttnWeights),
+    Latent(MlaWeights),
+}
+
 /// A layer's feed-forward block: dense, or a mixture of experts.
 enum Ffn {
     Dense(FfnWeights),
-    Experts(MoeWeights),
+    Experts(Box<MoeWeights>),
 }
 
 pub struct Llama {
@@ -69,16 +78,19 @@ impl Llama {
                 let n = |s: &str| format!("blk.{i}.{s}.weight");
                 Ok(LlamaLayer {
                     attn_norm: t.vector(&n("attn_norm"), d)?,
-                    attn: match cfg.arch {
-                        Architecture::Phi3 => AttnWeights::load_fused(t, cfg, i)?,
-                        Architecture::Qwen3 | Architecture::Qwen3Moe => AttnWeights::load(t, cfg, i, true)?,
-                        _ => AttnWeights::load(t, cfg, i, false)?,
+                    attn: match (cfg.arch, cfg.mla) {
+                        (_, Some(mla)) => Attention::Latent(MlaWeights::load(t, cfg, mla, i)?),
+                        (Architecture::Phi3, _) => Attention::Heads(AttnWeights::load_fused(t, cfg, i)?),
+                        (Architecture::Qwen3 | Architecture::Qwen3Moe, _) => {
+                            Attention::Heads(AttnWeights::load(t, cfg, i, true)?)
+                        }
+                        _ => Attention::Heads(AttnWeights::load(t, cfg, i, false)?),
                     },
                     ffn_norm: t.vector(&n("ffn_norm"), d)?,
                     ffn: match cfg.moe {
-                        Some(moe) => Ffn::Experts(MoeWeights::load(t, cfg, moe, i)?),
-                        None if cfg.arch == Architecture::Phi3 => Ffn::Dense(FfnWeights::load_fused(t, cfg, i)?),
-                        None => Ffn::Dense(FfnWeights::load(t, cfg, i)?),
+                        Some(moe) if i >= moe.n_dense_lead => Ffn::Experts(Box::new(MoeWeights::load(t, cfg, moe, i)?)),
+                        _ if cfg.arch == Architecture::Phi3 => Ffn::Dense(FfnWeights::load_fused(t, cfg, i)?),
+                        _ => Ffn::Dense(FfnWeights::load(t, cfg, i)?),
                     },
                 })
             })
@@ -112,10 +124,15 @@ impl Llama {
                     } else {
                         longrope.as_ref().map(|l| l.short.clone())
                     },
-                    attn_factor: cfg.rope_attn_factor,
+                    attn_factor: cfg.rope_mscale(),
+                    yarn: cfg.yarn_ramp(cfg.rope_freq_base),
                 },
                 rms_eps: cfg.rms_eps,
-                scale: 1.0 / (hd as f32).sqrt(),
+                // Latent attention's keys are wider than the heads it stands for.
+                scale: match &cfg.mla {
+                    Some(mla) => cfg.mla_kq_scale(mla),
+                    None => 1.0 / (hd as f32).sqrt(),
+                },
                 // Only Phi 3 has a window among these, on every layer.
                 window: cfg.sliding_window,
             },
@@ -138,7 +155,10 @@ impl Llama {
         ctx.embed(&self.token_embd, &mut x);
         for (il, layer) in self.layers.iter().enumerate() {
             rms_norm_rows(&x, &layer.attn_norm, self.eps, &mut s.h);
-            self_attention(ctx, &layer.attn, &self.spec, il, kv, s);
+            match &layer.attn {
+                Attention::Heads(w) => self_attention(ctx, w, &self.spec, il, kv, s),
+                Attention::Latent(w) => latent_attention(ctx, w, &self.spec, il, kv, s),
+            }
             ops::add_inplace(&mut x, &s.out);
             rms_norm_rows(&x, &layer.ffn_norm, self.eps, &mut s.h);
             match &layer.ffn {

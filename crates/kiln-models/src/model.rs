@@ -48,7 +48,8 @@ impl Model {
             | Architecture::Qwen3
             | Architecture::Qwen2Moe
             | Architecture::Qwen3Moe
-            | Architecture::Phi3 => Network::Llama(Llama::load(&config, &loader)?),
+            | Architecture::Phi3
+            | Architecture::Deepseek2 => Network::Llama(Llama::load(&config, &loader)?),
             Architecture::Gemma3 => Network::Gemma3(Gemma3::load(&config, &loader)?),
         };
         Ok(Model { file, config, network })
@@ -89,9 +90,14 @@ impl Model {
     }
 
     /// An empty KV cache of `n_blocks` blocks of `block_size` token slots for this model.
+    /// Latent attention caches one latent and rotary key per token (one "KV head", no values).
     pub fn new_kv_cache(&self, n_blocks: usize, block_size: usize) -> KvCache {
         let c = &self.config;
-        KvCache::new(c.n_layers, KvLayout { n_blocks, block_size, n_kv_heads: c.n_kv_heads, head_dim: c.head_dim })
+        let layout = match c.mla {
+            Some(_) => KvLayout { n_blocks, block_size, n_kv_heads: 1, head_dim: c.head_dim, v_head_dim: 0 },
+            None => KvLayout::keys_and_values(n_blocks, block_size, c.n_kv_heads, c.head_dim),
+        };
+        KvCache::new(c.n_layers, layout)
     }
 
     /// Runs one step: writes the batch's keys and values into `kv` and returns the logits of

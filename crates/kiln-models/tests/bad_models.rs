@@ -103,3 +103,50 @@ fn missing_and_misshapen_tensors_are_named() {
     let err = load(gguf(&llama_meta(), &[("token_embd.weight", &[8, 32])])).err().unwrap();
     assert!(err.to_string().contains("'blk.0.attn_norm.weight' is missing"), "{err}");
 }
+
+fn deepseek2_meta() -> Vec<(&'static str, Meta)> {
+    vec![
+        ("general.architecture", Meta::Str("deepseek2")),
+        ("deepseek2.block_count", Meta::U32(1)),
+        ("deepseek2.embedding_length", Meta::U32(8)),
+        ("deepseek2.feed_forward_length", Meta::U32(16)),
+        ("deepseek2.attention.head_count", Meta::U32(2)),
+        ("deepseek2.attention.head_count_kv", Meta::U32(1)),
+        ("deepseek2.attention.key_length", Meta::U32(6)),
+        ("deepseek2.attention.value_length", Meta::U32(4)),
+        ("deepseek2.attention.kv_lora_rank", Meta::U32(4)),
+        ("deepseek2.attention.key_length_mla", Meta::U32(4)),
+        ("deepseek2.attention.value_length_mla", Meta::U32(2)),
+        ("deepseek2.rope.dimension_count", Meta::U32(2)),
+        ("deepseek2.vocab_size", Meta::U32(32)),
+    ]
+}
+
+/// Conversions from before the split `attn_k_b`/`attn_v_b` tensors lack the MLA head widths; a
+/// key width that is not latent + rotary dims is refused before any tensor is looked at.
+#[test]
+fn deepseek2_without_latent_shape_is_refused() {
+    let mut meta = deepseek2_meta();
+    meta.retain(|(k, _)| *k != "deepseek2.attention.key_length_mla");
+    let err = load(gguf(&meta, &[])).err().unwrap();
+    assert!(err.to_string().contains("'deepseek2.attention.key_length_mla' is missing"), "{err}");
+    let mut meta = deepseek2_meta();
+    meta.retain(|(k, _)| *k != "deepseek2.attention.key_length");
+    meta.push(("deepseek2.attention.key_length", Meta::U32(8)));
+    let err = load(gguf(&meta, &[])).err().unwrap();
+    assert!(err.to_string().contains("does not fit a latent of 4 and 2 rotary dims"), "{err}");
+    let err = load(gguf(&deepseek2_meta(), &[])).err().unwrap();
+    assert!(err.to_string().contains("tensor 'token_embd.weight' is missing"), "{err}");
+}
+
+#[test]
+fn expert_groups_must_divide_the_experts() {
+    let mut meta = deepseek2_meta();
+    meta.extend([
+        ("deepseek2.expert_count", Meta::U32(6)),
+        ("deepseek2.expert_used_count", Meta::U32(2)),
+        ("deepseek2.expert_group_count", Meta::U32(4)),
+    ]);
+    let err = load(gguf(&meta, &[])).err().unwrap();
+    assert!(err.to_string().contains("6 experts in 4 groups"), "{err}");
+}

@@ -346,6 +346,9 @@ pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
                 obj.insert("expires_at".into(), rfc3339(SystemTime::now() + left).into());
                 obj.insert("size_vram".into(), 0.into());
                 obj.insert("context_length".into(), w.num_ctx.load(std::sync::atomic::Ordering::Relaxed).into());
+                // Not in Ollama's answer: what a token of context costs this model (latent
+                // attention's is a fraction of per-head keys and values').
+                obj.insert("kv_bytes_per_token".into(), w.kv_bytes_per_token().into());
                 Value::Object(obj)
             })
             .collect();

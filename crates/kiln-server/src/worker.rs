@@ -115,6 +115,8 @@ pub struct WorkerHandle {
     pub num_ctx: Arc<AtomicUsize>,
     /// Bytes of the KV cache as last built.
     kv_bytes: Arc<AtomicUsize>,
+    /// Bytes of KV cache one token of context takes (the model's, whatever the cache size).
+    kv_bytes_per_token: usize,
     /// The scheduler's counts after its last step.
     stats: Arc<Mutex<SchedulerStats>>,
     /// Requests allowed queued or running at once.
@@ -167,7 +169,8 @@ impl WorkerHandle {
                 let started = Instant::now();
                 match ModelThread::load(&thread_path, config, thread_shared) {
                     Ok(state) => {
-                        let _ = ready_tx.send(Ok((started.elapsed(), state.max_running)));
+                        let per_token = state.scheduler.as_ref().map_or(0, |s| s.engine().kv_bytes_per_token());
+                        let _ = ready_tx.send(Ok((started.elapsed(), state.max_running, per_token)));
                         state.run(rx);
                     }
                     Err(e) => {
@@ -176,16 +179,21 @@ impl WorkerHandle {
                 }
             })
             .map_err(|e| ApiError::internal(format!("starting the model thread: {e}")))?;
-        let (load, max_running) =
+        let (load, max_running, kv_bytes_per_token) =
             ready_rx.await.map_err(|_| ApiError::internal("the model thread stopped while loading"))??;
         let Shared { pending, idle_since, num_ctx, kv_bytes, stats, .. } = shared;
         let capacity = max_running + config.max_queue;
-        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx, kv_bytes, stats, capacity }, load))
+        Ok((WorkerHandle { jobs, pending, idle_since, num_ctx, kv_bytes, kv_bytes_per_token, stats, capacity }, load))
     }
 
     /// Bytes of the KV cache.
     pub fn kv_bytes(&self) -> u64 {
         self.kv_bytes.load(Ordering::Relaxed) as u64
+    }
+
+    /// Bytes of KV cache one token of context takes, all layers together.
+    pub fn kv_bytes_per_token(&self) -> usize {
+        self.kv_bytes_per_token
     }
 
     /// The scheduler's counts after its last step.
@@ -564,6 +572,18 @@ mod tests {
     fn long_answer() -> RequestOptions {
         let generate = GenerateOptions { max_tokens: Some(64), ..GenerateOptions::default() };
         RequestOptions { generate, num_ctx: 512 }
+    }
+
+    /// The tiny DeepSeek V3 reference model caches, per token, 2 layers × (a latent of 16 and a
+    /// rotary key of 8) in f16; `/api/ps` reports it.
+    #[tokio::test]
+    async fn kv_bytes_per_token_is_what_the_model_caches() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf/deepseek2/model.gguf");
+        let config = WorkerConfig { n_threads: Some(1), num_parallel: Some(1), max_queue: 1 };
+        let (w, _) =
+            WorkerHandle::spawn(&path, config, Arc::new(Metrics::default())).await.map_err(|e| e.message).unwrap();
+        assert_eq!(w.kv_bytes_per_token(), 2 * (16 + 8) * 2);
+        assert!(w.kv_bytes() >= 96 * crate::options::DEFAULT_NUM_CTX as u64 && w.kv_bytes() % 96 == 0);
     }
 
     #[tokio::test]
