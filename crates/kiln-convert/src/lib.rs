@@ -14,6 +14,7 @@ mod arch;
 mod config;
 mod emit;
 mod error;
+mod paths;
 mod plan;
 mod safetensors;
 mod tokenizer;
@@ -46,17 +47,22 @@ pub fn is_model_dir(dir: &Path) -> bool {
     has_weights && dir.join("config.json").is_file()
 }
 
-/// Whether a file at the top of a model directory is one a conversion may read.
+/// Whether a file at the top of a model directory is one a conversion may read (weights are
+/// listed by [`safetensors::shard_paths`]).
 fn is_model_file(name: &str) -> bool {
-    [".safetensors", ".json", ".jinja"].iter().any(|ext| name.ends_with(ext)) || name.starts_with("LICENSE")
+    name.ends_with(".json") || name.ends_with(".jinja") || name.starts_with("LICENSE")
 }
 
 /// The files of the model directory `dir` a conversion may read, relative to it and sorted:
-/// weights, JSON configs, chat templates, the license, and the `config.json` of
-/// sentence-transformers modules one directory down (`1_Pooling/config.json`). What a client
-/// uploads so that a server can convert the directory.
+/// the weights (the shards the index names, else every `*.safetensors`), JSON configs, chat
+/// templates, the license, and the `config.json` of sentence-transformers modules one
+/// directory down (`1_Pooling/config.json`). What a client uploads so that a server can
+/// convert the directory.
 pub fn model_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConvertError> {
-    let mut files = Vec::new();
+    let mut files: Vec<std::path::PathBuf> = safetensors::shard_paths(dir)?
+        .into_iter()
+        .filter_map(|p| p.strip_prefix(dir).ok().map(Path::to_path_buf))
+        .collect();
     for entry in std::fs::read_dir(dir).map_err(ConvertError::io(dir))? {
         let entry = entry.map_err(ConvertError::io(dir))?;
         let name = entry.file_name().to_string_lossy().into_owned();
@@ -68,6 +74,7 @@ pub fn model_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConvertError> 
         }
     }
     files.sort();
+    files.dedup();
     Ok(files)
 }
 
@@ -202,7 +209,27 @@ mod tests {
         assert!(is_model_dir(&dir.0));
         let names: Vec<String> = model_files(&dir.0).unwrap().iter().map(|p| p.display().to_string()).collect();
         assert_eq!(names, ["1_Pooling/config.json", "LICENSE", "config.json", "model.safetensors", "tokenizer.json"]);
+
+        // With an index only the shards it names are weights (Mistral's repositories also carry
+        // a `consolidated.safetensors` of the same weights).
+        std::fs::write(dir.0.join("consolidated.safetensors"), b"").unwrap();
+        std::fs::write(dir.0.join("model.safetensors.index.json"), r#"{"weight_map":{"w":"model.safetensors"}}"#)
+            .unwrap();
+        let names: Vec<String> = model_files(&dir.0).unwrap().iter().map(|p| p.display().to_string()).collect();
+        assert_eq!(
+            names,
+            [
+                "1_Pooling/config.json",
+                "LICENSE",
+                "config.json",
+                "model.safetensors",
+                "model.safetensors.index.json",
+                "tokenizer.json"
+            ]
+        );
         std::fs::remove_file(dir.0.join("model.safetensors")).unwrap();
+        std::fs::remove_file(dir.0.join("consolidated.safetensors")).unwrap();
+        std::fs::remove_file(dir.0.join("model.safetensors.index.json")).unwrap();
         assert!(!is_model_dir(&dir.0));
     }
 }

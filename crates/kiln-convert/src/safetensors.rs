@@ -175,9 +175,9 @@ struct ShardIndex {
     weight_map: BTreeMap<String, String>,
 }
 
-/// The safetensors files of the model directory `dir`: the shards the index names, or the
-/// single `model.safetensors`, or every `*.safetensors` file.
-fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>, ConvertError> {
+/// The safetensors files of the model directory `dir`: the shards the index names, else every
+/// `*.safetensors` file.
+pub(crate) fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>, ConvertError> {
     let index = dir.join("model.safetensors.index.json");
     if index.is_file() {
         let text = std::fs::read_to_string(&index).map_err(ConvertError::io(&index))?;
@@ -186,7 +186,15 @@ fn shard_paths(dir: &Path) -> Result<Vec<PathBuf>, ConvertError> {
         let mut files: Vec<&String> = parsed.weight_map.values().collect();
         files.sort();
         files.dedup();
-        return Ok(files.into_iter().map(|f| dir.join(f)).collect());
+        return files
+            .into_iter()
+            .map(|f| {
+                crate::paths::join_inside(dir, f).ok_or_else(|| ConvertError::Json {
+                    path: index.clone(),
+                    message: format!("shard {f:?} is not a file inside the model directory"),
+                })
+            })
+            .collect();
     }
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(ConvertError::io(dir))?
@@ -358,6 +366,12 @@ mod tests {
         let ckpt = Checkpoint::open(&dir.0).unwrap();
         assert_eq!(ckpt.names().collect::<Vec<_>>(), ["x", "y"]);
 
+        std::fs::write(dir.0.join("model.safetensors.index.json"), r#"{"weight_map":{"x":"../outside.safetensors"}}"#)
+            .unwrap();
+        let err = Checkpoint::open(&dir.0).err().unwrap().to_string();
+        assert!(err.contains("shard \"../outside.safetensors\" is not a file inside the model directory"), "{err}");
+
+        std::fs::write(dir.0.join("model.safetensors.index.json"), index).unwrap();
         std::fs::remove_file(dir.0.join("model-00002-of-00002.safetensors")).unwrap();
         let err = Checkpoint::open(&dir.0).err().unwrap().to_string();
         assert!(err.contains("model-00002-of-00002.safetensors is missing"), "{err}");

@@ -82,7 +82,12 @@ fn pooling_type(dir: &Path) -> Result<Option<u32>, ConvertError> {
     else {
         return Ok(None);
     };
-    let config_path = dir.join(pooling_dir).join("config.json");
+    let config_path = crate::paths::join_inside(dir, pooling_dir)
+        .ok_or_else(|| ConvertError::Json {
+            path: modules_path.clone(),
+            message: format!("module path {pooling_dir:?} is not inside the model directory"),
+        })?
+        .join("config.json");
     let pooling = read_json_object(&config_path, "modules.json names a Pooling module")?;
     let flag = |k: &str| pooling.get(k).and_then(serde_json::Value::as_bool) == Some(true);
     let mode = pooling.get("pooling_mode").and_then(serde_json::Value::as_str);
