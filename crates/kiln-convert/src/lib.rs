@@ -26,6 +26,7 @@ use kiln_gguf::{GgmlType, GgufFile, TensorInfo};
 use kiln_quant::QuantScheme;
 
 pub use error::ConvertError;
+pub use paths::join_inside;
 
 use crate::config::HfConfig;
 use crate::emit::{dominant_type, write_gguf, InputTensor};
