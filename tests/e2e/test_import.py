@@ -20,7 +20,10 @@ import ollama
 import pytest
 
 URL = os.environ["KILN_URL"]
-FIXTURE = pathlib.Path(__file__).resolve().parents[2] / "crates/kiln-models/tests/fixtures/hf/qwen2"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE = ROOT / "crates/kiln-models/tests/fixtures/hf/qwen2"
+# The same kind of model with a SentencePiece tokenizer.model (crates/kiln-convert/tests/fixtures).
+SPM_FIXTURE = ROOT / "crates/kiln-convert/tests/fixtures/llama-spm"
 GREEDY = {"temperature": 0, "num_predict": 12, "repeat_penalty": 1}
 PROMPT = "the quick brown fox"
 
@@ -38,21 +41,22 @@ def generate(oc, name):
     return oc.generate(model=name, prompt=PROMPT, raw=True, options=GREEDY)
 
 
-def test_client_imports_a_directory_and_it_generates_as_llama_cpps_conversion(oc):
-    updates = list(oc.create(model="tiny-qwen2", files=upload_dir(oc, FIXTURE / "hf"), stream=True))
+@pytest.mark.parametrize("fixture,family", [(FIXTURE, "qwen2"), (SPM_FIXTURE, "llama")])
+def test_client_imports_a_directory_and_it_generates_as_llama_cpps_conversion(oc, fixture, family):
+    updates = list(oc.create(model="tiny-import", files=upload_dir(oc, fixture / "hf"), stream=True))
     statuses = [u.status for u in updates]
     assert statuses[0] == "parsing modelfile" and "converting model" in statuses, statuses
     assert statuses[-1] == "success"
-    oc.create(model="tiny-qwen2-llamacpp", files={"model.gguf": oc.create_blob(FIXTURE / "model.gguf")})
+    oc.create(model="tiny-import-llamacpp", files={"model.gguf": oc.create_blob(fixture / "model.gguf")})
     try:
-        details = oc.show("tiny-qwen2").details
-        assert (details.family, details.quantization_level) == ("qwen2", "F32")
-        ours, theirs = generate(oc, "tiny-qwen2"), generate(oc, "tiny-qwen2-llamacpp")
+        details = oc.show("tiny-import").details
+        assert (details.family, details.quantization_level) == (family, "F32")
+        ours, theirs = generate(oc, "tiny-import"), generate(oc, "tiny-import-llamacpp")
         assert ours.eval_count > 0
         assert ours.response == theirs.response
     finally:
-        oc.delete("tiny-qwen2")
-        oc.delete("tiny-qwen2-llamacpp")
+        oc.delete("tiny-import")
+        oc.delete("tiny-import-llamacpp")
 
 
 def test_client_imports_with_quantize(oc):

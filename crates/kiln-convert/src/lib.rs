@@ -51,12 +51,12 @@ pub fn is_model_dir(dir: &Path) -> bool {
 /// Whether a file at the top of a model directory is one a conversion may read (weights are
 /// listed by [`safetensors::shard_paths`]).
 fn is_model_file(name: &str) -> bool {
-    name.ends_with(".json") || name.ends_with(".jinja") || name.starts_with("LICENSE")
+    name.ends_with(".json") || name.ends_with(".jinja") || name == "tokenizer.model" || name.starts_with("LICENSE")
 }
 
 /// The files of the model directory `dir` a conversion may read, relative to it and sorted:
 /// the weights (the shards the index names, else every `*.safetensors`), JSON configs, chat
-/// templates, the license, and the `config.json` of sentence-transformers modules one
+/// templates, a SentencePiece `tokenizer.model`, the license, and the `config.json` of sentence-transformers modules one
 /// directory down (`1_Pooling/config.json`). What a client uploads so that a server can
 /// convert the directory.
 pub fn model_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConvertError> {

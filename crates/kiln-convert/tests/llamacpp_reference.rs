@@ -2,13 +2,13 @@
 //!
 //! `crates/kiln-models/tests/fixtures/hf/<arch>/hf` are tiny random-weight models saved by
 //! transformers, and `model.gguf` beside each is llama.cpp's `convert_hf_to_gguf.py
-//! --outtype f32` of it (`scripts/gen-hf-fixtures.py`); `tests/fixtures/bert` is the same for
-//! a sentence-transformers `BertModel` (`scripts/gen-bert-fixture.py`), and
-//! `tests/fixtures/*-bf16` are BF16 checkpoints in two shards with llama.cpp's `--outtype bf16`
-//! conversion (`scripts/gen-bf16-fixtures.py`): without a quantization Kiln keeps BF16 weights
-//! BF16 and writes in F32 exactly the tensors llama.cpp's converter does. Converting `hf/` here must give the
-//! same tensors (names, shapes, types, bytes) and the same metadata, except the keys llama.cpp
-//! derives from the model's name (`common::NAMING_KEYS`): Kiln's library names models itself.
+//! --outtype f32` of it (`scripts/gen-hf-fixtures.py`). This crate's `tests/fixtures/` adds
+//! (see its README) a sentence-transformers `BertModel`, BF16 checkpoints in two shards
+//! converted `--outtype bf16` (without a quantization Kiln keeps BF16 weights BF16 and writes
+//! in F32 exactly the tensors llama.cpp's converter does) and a SentencePiece `tokenizer.model`.
+//! Converting `hf/` here must give the same tensors (names, shapes, types, bytes) and the same
+//! metadata, except the keys llama.cpp derives from the model's name (`common::NAMING_KEYS`):
+//! Kiln's library names models itself.
 
 mod common;
 
@@ -19,7 +19,7 @@ use kiln_testdata::TempDir;
 #[test]
 fn every_fixture_converts_as_llama_cpp_converts_it() {
     let fixtures = fixtures();
-    assert!(fixtures.len() >= 13, "fixtures missing: {fixtures:?}");
+    assert!(fixtures.len() >= 18, "fixtures missing: {fixtures:?}");
     let tmp = TempDir::new("convert-reference");
     std::fs::create_dir_all(&tmp.0).unwrap();
     for dir in fixtures {

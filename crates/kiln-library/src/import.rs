@@ -68,10 +68,11 @@ pub fn convert_uploaded(
     progress: &mut dyn FnMut(String),
 ) -> Result<(Digest, Option<String>), CreateError> {
     // Checked before any work, so a client hears it before the conversion's first status.
-    for required in ["config.json", "tokenizer.json"] {
-        if !files.contains_key(required) {
+    for required in [&["config.json"][..], &["tokenizer.json", "tokenizer.model"]] {
+        if !required.iter().any(|f| files.contains_key(*f)) {
             return Err(CreateError::Invalid(format!(
-                "the files are not a Hugging Face model directory Kiln can import: {required} is missing"
+                "the files are not a Hugging Face model directory Kiln can import: {} is missing",
+                required.join(" or ")
             )));
         }
     }

@@ -3,6 +3,7 @@
 
 mod pre;
 mod special;
+mod spm;
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -19,6 +20,10 @@ const CONTROL: i32 = 3;
 const USER_DEFINED: i32 = 4;
 const UNUSED: i32 = 5;
 
+/// The architectures whose llama.cpp converter prefers a SentencePiece `tokenizer.model` over
+/// `tokenizer.json` when the directory has one.
+const SENTENCEPIECE_FIRST: [&str; 3] = ["llama", "qwen2", "qwen3"];
+
 /// An added token of `tokenizer.json`.
 struct Added {
     content: String,
@@ -28,12 +33,18 @@ struct Added {
 /// The tokenizer metadata for the model in `dir`.
 pub fn metadata(dir: &Path, config: &HfConfig, arch: &str) -> Result<Vec<(String, Value)>, ConvertError> {
     let path = dir.join("tokenizer.json");
+    if SENTENCEPIECE_FIRST.contains(&arch) && dir.join("tokenizer.model").is_file() {
+        let tokenizer = match path.is_file() {
+            true => Json::Object(read_json_object(&path, "")?),
+            false => Json::Null,
+        };
+        return sentencepiece_metadata(dir, config, arch, &tokenizer);
+    }
     let tokenizer = Json::Object(read_json_object(&path, "Kiln imports tokenizers from tokenizer.json")?);
     if tokenizer["model"]["byte_fallback"].as_bool() == Some(true) {
         // llama.cpp converts these from `tokenizer.model` as SentencePiece vocabularies.
         return Err(ConvertError::Tokenizer(
-            "SentencePiece-style tokenizers (byte fallback, as Llama 2 and Mistral 7B ship) are not supported yet"
-                .into(),
+            "a byte-fallback tokenizer.json needs its SentencePiece tokenizer.model beside it".into(),
         ));
     }
     let (tokens, types) = vocabulary(&tokenizer, config)?;
@@ -49,14 +60,7 @@ pub fn metadata(dir: &Path, config: &HfConfig, arch: &str) -> Result<Vec<(String
             out.push(("tokenizer.ggml.tokens".into(), Value::Array(Array::String(tokens))));
             out.push(("tokenizer.ggml.token_type".into(), Value::Array(Array::I32(types))));
             out.push(("tokenizer.ggml.merges".into(), Value::Array(Array::String(merges(&tokenizer)?))));
-            if arch == "llama" {
-                let tc_path = dir.join("tokenizer_config.json");
-                if tc_path.is_file() {
-                    if let Some(p) = read_json_object(&tc_path, "")?.get("add_prefix_space").and_then(Json::as_bool) {
-                        out.push(("tokenizer.ggml.add_space_prefix".into(), Value::Bool(p)));
-                    }
-                }
-            }
+            out.extend(space_prefix(dir, arch)?);
             None
         }
         "WordPiece" => {
@@ -78,9 +82,46 @@ pub fn metadata(dir: &Path, config: &HfConfig, arch: &str) -> Result<Vec<(String
             return Err(ConvertError::Tokenizer(format!("model type {other} is not supported (BPE and WordPiece are)")))
         }
     };
-    out.extend(special::SpecialTokens::read(dir, &tokenizer, n_vocab)?.metadata());
+    out.extend(common_metadata(dir, &tokenizer, n_vocab)?);
+    Ok(out)
+}
+
+/// Special tokens, chat template and normalizer flags, whatever the vocabulary's kind.
+fn common_metadata(dir: &Path, tokenizer: &Json, n_vocab: Option<usize>) -> Result<Vec<(String, Value)>, ConvertError> {
+    let mut out = special::SpecialTokens::read(dir, tokenizer, n_vocab)?.metadata();
     out.extend(special::chat_template(dir)?);
     out.extend(normalizer_flags(&tokenizer["normalizer"]));
+    Ok(out)
+}
+
+/// `add_prefix_space` of `tokenizer_config.json`, which llama.cpp's `llama` converter records.
+fn space_prefix(dir: &Path, arch: &str) -> Result<Option<(String, Value)>, ConvertError> {
+    let tc_path = dir.join("tokenizer_config.json");
+    if arch != "llama" || !tc_path.is_file() {
+        return Ok(None);
+    }
+    let add = read_json_object(&tc_path, "")?.get("add_prefix_space").and_then(Json::as_bool);
+    Ok(add.map(|p| ("tokenizer.ggml.add_space_prefix".to_string(), Value::Bool(p))))
+}
+
+/// A SentencePiece vocabulary as llama.cpp writes it: model `llama`, pre-tokenizer `default`,
+/// tokens with scores and types.
+fn sentencepiece_metadata(
+    dir: &Path,
+    config: &HfConfig,
+    arch: &str,
+    tokenizer: &Json,
+) -> Result<Vec<(String, Value)>, ConvertError> {
+    let n_vocab = config.opt_u32("vocab_size")?.map(|n| n as usize);
+    let (tokens, scores, types) = spm::vocabulary(dir, n_vocab)?;
+    let n = tokens.len();
+    let mut out = space_prefix(dir, arch)?.into_iter().collect::<Vec<_>>();
+    out.push(("tokenizer.ggml.model".into(), Value::String("llama".into())));
+    out.push(("tokenizer.ggml.pre".into(), Value::String("default".into())));
+    out.push(("tokenizer.ggml.tokens".into(), Value::Array(Array::String(tokens))));
+    out.push(("tokenizer.ggml.scores".into(), Value::Array(Array::F32(scores))));
+    out.push(("tokenizer.ggml.token_type".into(), Value::Array(Array::I32(types))));
+    out.extend(common_metadata(dir, tokenizer, Some(n))?);
     Ok(out)
 }
 
@@ -132,7 +173,7 @@ fn vocabulary(tokenizer: &Json, config: &HfConfig) -> Result<(Vec<String>, Vec<i
 }
 
 /// Added tokens some models leave unmarked though they are control tokens (llama.cpp's list).
-fn looks_special(token: &str) -> bool {
+pub(crate) fn looks_special(token: &str) -> bool {
     matches!(token, "<pad>" | "<mask>" | "<2mass>" | "[@BOS@]")
         || (token.starts_with("<|") && token.ends_with("|>"))
         || (token.starts_with("<｜") && token.ends_with("｜>"))

@@ -28,8 +28,7 @@ fn fixture_dirs(root: &Path) -> Vec<PathBuf> {
 }
 
 /// Every import fixture: the causal models' beside their transformers references
-/// (`scripts/gen-hf-fixtures.py`), and this crate's BERT (`scripts/gen-bert-fixture.py`) and
-/// BF16 sharded checkpoints (`scripts/gen-bf16-fixtures.py`).
+/// (`scripts/gen-hf-fixtures.py`), and this crate's (`tests/fixtures/README.md`).
 pub fn fixtures() -> Vec<PathBuf> {
     let mut dirs = fixture_dirs(&fixture(""));
     dirs.extend(fixture_dirs(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")));
