@@ -113,7 +113,7 @@ fn sentencepiece_metadata(
     tokenizer: &Json,
 ) -> Result<Vec<(String, Value)>, ConvertError> {
     let n_vocab = config.opt_u32("vocab_size")?.map(|n| n as usize);
-    let (tokens, scores, types) = spm::vocabulary(dir, n_vocab)?;
+    let spm::Vocabulary { tokens, scores, types } = spm::vocabulary(dir, n_vocab)?;
     let n = tokens.len();
     let mut out = space_prefix(dir, arch)?.into_iter().collect::<Vec<_>>();
     out.push(("tokenizer.ggml.model".into(), Value::String("llama".into())));

@@ -119,12 +119,17 @@ fn parse_model(bytes: &[u8]) -> Result<Vec<Piece>, ConvertError> {
     Ok(pieces)
 }
 
-/// Tokens, scores and llama.cpp token types of the SentencePiece vocabulary in `dir`, `n_vocab`
-/// long (the config's `vocab_size`, else the model's piece count).
-pub(crate) fn vocabulary(
-    dir: &Path,
-    n_vocab: Option<usize>,
-) -> Result<(Vec<String>, Vec<f32>, Vec<i32>), ConvertError> {
+/// A SentencePiece vocabulary by id, as llama.cpp's metadata holds it.
+pub(crate) struct Vocabulary {
+    pub tokens: Vec<String>,
+    pub scores: Vec<f32>,
+    /// llama.cpp's token types.
+    pub types: Vec<i32>,
+}
+
+/// The SentencePiece vocabulary in `dir`, `n_vocab` long (the config's `vocab_size`, else the
+/// model's piece count).
+pub(crate) fn vocabulary(dir: &Path, n_vocab: Option<usize>) -> Result<Vocabulary, ConvertError> {
     let path = dir.join("tokenizer.model");
     let pieces = parse_model(&std::fs::read(&path).map_err(ConvertError::io(&path))?)?;
     let n = n_vocab.unwrap_or(pieces.len());
@@ -168,7 +173,7 @@ pub(crate) fn vocabulary(
             scores[id] = ADDED_SCORE;
         }
     }
-    Ok((tokens, scores, types))
+    Ok(Vocabulary { tokens, scores, types })
 }
 
 #[cfg(test)]
