@@ -78,7 +78,7 @@ def test_bad_directories_and_schemes_are_clear_errors(oc):
     del files["tokenizer.json"]
     with pytest.raises(ollama.ResponseError) as e:
         oc.create(model="broken", files=files)
-    assert e.value.status_code == 400 and "tokenizer.json is missing" in str(e.value)
+    assert e.value.status_code == 400 and "tokenizer.json or tokenizer.model is missing" in str(e.value)
     assert "broken:latest" not in {m.model for m in oc.list().models}
 
 
