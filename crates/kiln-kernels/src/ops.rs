@@ -1,4 +1,5 @@
-//! Element-wise and row-wise operations of the forward pass: norms, RoPE, activations.
+//! Element-wise and row-wise operations of the forward pass: norms (RMS and Layer), RoPE,
+//! activations.
 //!
 //! These follow ggml's CPU arithmetic where it changes the numbers (sum of squares in f64,
 //! RoPE angles advanced by repeated multiplication in f32, GELU through an f16 table), so
@@ -173,6 +174,18 @@ fn gelu_table() -> &'static [f32] {
     })
 }
 
+/// GELU of `x` through the f16 table (`h` is `x` as f16), saturating outside ±10 as ggml does.
+#[inline]
+fn gelu_lookup(table: &[f32], x: f32, h: f16) -> f32 {
+    if x <= -10.0 {
+        0.0
+    } else if x >= 10.0 {
+        x
+    } else {
+        table[h.to_bits() as usize]
+    }
+}
+
 /// GELU-gated product used by Gemma's feed-forward blocks: `out = gelu(gate) * up`.
 pub fn geglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
     let table = gelu_table();
@@ -183,15 +196,38 @@ pub fn geglu(gate: &[f32], up: &[f32], out: &mut [f32]) {
         let h = &mut halves[..g.len()];
         h.convert_from_f32_slice(g);
         for (((o, &x), &u), h) in o.iter_mut().zip(g).zip(u).zip(h.iter()) {
-            let act = if x <= -10.0 {
-                0.0
-            } else if x >= 10.0 {
-                x
-            } else {
-                table[h.to_bits() as usize]
-            };
-            *o = act * u;
+            *o = gelu_lookup(table, x, *h) * u;
         }
+    }
+}
+
+/// In-place GELU (BERT's feed-forward activation), computed as [`geglu`]'s gate.
+pub fn gelu_inplace(x: &mut [f32]) {
+    let table = gelu_table();
+    let mut halves = [f16::ZERO; 256];
+    for c in x.chunks_mut(256) {
+        let h = &mut halves[..c.len()];
+        h.convert_from_f32_slice(c);
+        for (v, h) in c.iter_mut().zip(h.iter()) {
+            *v = gelu_lookup(table, *v, *h);
+        }
+    }
+}
+
+/// `out = (x - mean(x)) / sqrt(var(x) + eps) * weight + bias`, one row (BERT's LayerNorm).
+/// The mean and the variance are summed in f64, as ggml's `norm` does.
+pub fn layer_norm(x: &[f32], weight: &[f32], bias: &[f32], eps: f32, out: &mut [f32]) {
+    debug_assert!(x.len() == weight.len() && x.len() == bias.len() && x.len() == out.len());
+    let n = x.len() as f64;
+    let mean = (x.iter().map(|&v| v as f64).sum::<f64>() / n) as f32;
+    let mut sum2 = 0f64;
+    for (o, &v) in out.iter_mut().zip(x) {
+        *o = v - mean;
+        sum2 += (*o * *o) as f64;
+    }
+    let scale = 1.0 / ((sum2 / n) as f32 + eps).sqrt();
+    for ((o, &w), &b) in out.iter_mut().zip(weight).zip(bias) {
+        *o = *o * scale * w + b;
     }
 }
 
@@ -363,6 +399,30 @@ mod tests {
         assert!((g[1] - 3.0 * 0.841_192).abs() < 3e-3, "{}", g[1]); // f16 table precision
         assert_eq!(g[2], 0.0);
         assert_eq!(g[3], 20.0);
+    }
+
+    #[test]
+    fn gelu_is_the_gate_of_geglu() {
+        let x: Vec<f32> = (0..600).map(|i| (i as f32 - 300.0) * 0.05).collect();
+        let mut gated = vec![0f32; x.len()];
+        geglu(&x, &vec![1.0; x.len()], &mut gated);
+        let mut plain = x.clone();
+        gelu_inplace(&mut plain);
+        assert_eq!(plain, gated);
+        assert!((plain[320] - gelu_tanh(1.0)).abs() < 2e-3);
+    }
+
+    #[test]
+    fn layer_norm_centres_scales_and_shifts() {
+        let x = [1.0f32, 2.0, 3.0, 6.0];
+        let mut out = [0f32; 4];
+        layer_norm(&x, &[1.0, 1.0, 2.0, 1.0], &[0.0, 0.5, 0.0, -1.0], 0.0, &mut out);
+        // mean 3, variance (4 + 1 + 0 + 9) / 4 = 3.5
+        let sd = 3.5f32.sqrt();
+        let want = [-2.0 / sd, -1.0 / sd + 0.5, 0.0, 3.0 / sd - 1.0];
+        for (a, b) in out.iter().zip(want) {
+            assert!((a - b).abs() < 1e-6, "{a} vs {b}");
+        }
     }
 
     #[test]

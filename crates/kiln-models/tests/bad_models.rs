@@ -150,3 +150,36 @@ fn expert_groups_must_divide_the_experts() {
     let err = load(gguf(&meta, &[])).err().unwrap();
     assert!(err.to_string().contains("6 experts in 4 groups"), "{err}");
 }
+
+fn bert_meta(pooling: u32) -> Vec<(&'static str, Meta)> {
+    vec![
+        ("general.architecture", Meta::Str("bert")),
+        ("bert.block_count", Meta::U32(1)),
+        ("bert.context_length", Meta::U32(16)),
+        ("bert.embedding_length", Meta::U32(8)),
+        ("bert.feed_forward_length", Meta::U32(16)),
+        ("bert.attention.head_count", Meta::U32(2)),
+        ("bert.attention.layer_norm_epsilon", Meta::F32(1e-12)),
+        ("bert.pooling_type", Meta::U32(pooling)),
+    ]
+}
+
+fn load_encoder(bytes: Vec<u8>) -> Result<kiln_models::Encoder, ModelError> {
+    kiln_models::Encoder::from_file(Arc::new(GgufFile::from_bytes(bytes).expect("valid GGUF")))
+}
+
+#[test]
+fn encoders_name_unsupported_pooling_and_missing_tensors() {
+    let file = GgufFile::from_bytes(gguf(&bert_meta(1), &[])).unwrap();
+    assert!(kiln_models::is_encoder(&file));
+    assert!(!kiln_models::is_encoder(&GgufFile::from_bytes(gguf(&llama_meta(), &[])).unwrap()));
+    let err = load_encoder(gguf(&bert_meta(0), &[])).err().unwrap();
+    assert!(err.to_string().contains("'bert.pooling_type': no pooling"), "{err}");
+    let err = load_encoder(gguf(&bert_meta(4), &[])).err().unwrap();
+    assert!(err.to_string().contains("rank pooling"), "{err}");
+    let err = load_encoder(gguf(&bert_meta(1), &[("token_embd.weight", &[8, 32])])).err().unwrap();
+    assert!(err.to_string().contains("tensor 'position_embd.weight' is missing"), "{err}");
+    let tensors: &[(&str, &[u64])] = &[("token_embd.weight", &[8, 32]), ("position_embd.weight", &[8, 16])];
+    let err = load_encoder(gguf(&bert_meta(1), tensors)).err().unwrap();
+    assert!(err.to_string().contains("tensor 'blk.0.attn_q.weight' is missing"), "{err}");
+}

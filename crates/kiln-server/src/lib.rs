@@ -6,14 +6,17 @@
 //! `registry` and loaded on first use.
 
 pub mod access;
+pub mod capability;
 mod clock;
 mod dispatch;
+pub mod embed_worker;
 pub mod error;
 pub mod keep_alive;
 pub mod limits;
 pub mod metrics;
 pub mod options;
 pub mod registry;
+mod routes_embed;
 mod routes_library;
 mod routes_ollama;
 mod routes_openai;
@@ -101,6 +104,8 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
         .route("/metrics", get(metrics_page))
         .route("/api/generate", post(routes_ollama::generate))
         .route("/api/chat", post(routes_ollama::chat))
+        .route("/api/embed", post(routes_embed::ollama_embed))
+        .route("/api/embeddings", post(routes_embed::ollama_embeddings))
         .route("/api/tags", get(routes_ollama::tags))
         .route("/api/show", post(routes_ollama::show))
         .route("/api/ps", get(routes_ollama::ps))
@@ -117,6 +122,7 @@ pub fn router(state: AppState, access: access::AccessPolicy) -> Router {
         )
         .route("/v1/chat/completions", post(routes_openai::chat_completions))
         .route("/v1/completions", post(routes_openai::completions))
+        .route("/v1/embeddings", post(routes_embed::openai_embeddings))
         .route("/v1/models", get(routes_openai::list_models))
         .route("/v1/models/{*id}", get(routes_openai::retrieve_model))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -1,6 +1,7 @@
 //! Ollama's native API: `/api/generate`, `/api/chat`, `/api/tags`, `/api/show`, `/api/ps`.
 //! Streams are newline-delimited JSON; durations are nanoseconds.
 
+use crate::capability::require_generation;
 use crate::clock::rfc3339;
 use crate::dispatch::{self, Running};
 use crate::error::{parse_json, ApiError};
@@ -239,6 +240,7 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
     let think = req.think.as_ref().map(Think::enabled).transpose()?;
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     let model = state.registry.find(&req.model)?;
+    require_generation(&model, &req.model, "generate")?;
     let options = options_for(&model, req.options)?;
     if req.prompt.is_empty() {
         return load_only(&state, Kind::Generate, &req.model, keep_alive, started).await;
@@ -273,6 +275,7 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
     let think = req.think.as_ref().map(Think::enabled).transpose()?;
     let keep_alive = req.keep_alive.as_ref().map(keep_alive::parse).transpose()?;
     let model = state.registry.find(&req.model)?;
+    require_generation(&model, &req.model, "chat")?;
     let options = options_for(&model, req.options)?;
     if req.messages.is_empty() {
         return load_only(&state, Kind::Chat, &req.model, keep_alive, started).await;
@@ -358,8 +361,11 @@ pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 }
 
 /// What the model can do, as `/api/show` reports it (Continue offers autocomplete for
-/// models with `insert`).
-fn capabilities(template: &str) -> Vec<&'static str> {
+/// models with `insert`): an embedding model only embeds.
+fn capabilities(architecture: Option<&str>, template: &str) -> Vec<&'static str> {
+    if architecture.and_then(kiln_models::EncoderArch::from_name).is_some() {
+        return vec!["embedding"];
+    }
     let mut caps = vec!["completion"];
     if kiln_engine::prompt::supports_suffix(template) {
         caps.push("insert");
@@ -400,7 +406,7 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
             "messages": spec.messages,
             "details": details(&model),
             "model_info": Value::Object(info.metadata.clone()),
-            "capabilities": capabilities(&template),
+            "capabilities": capabilities(info.metadata.get("general.architecture").and_then(Value::as_str), &template),
             "modified_at": rfc3339(model.modified),
         })))
     })
@@ -436,6 +442,14 @@ mod tests {
         assert!(no_images(&Some(vec![])).is_ok());
         assert!(no_format(&Some(json!("json"))).is_err());
         assert!(no_format(&Some(json!(""))).is_ok());
+    }
+
+    #[test]
+    fn embedding_models_only_embed() {
+        assert_eq!(capabilities(Some("bert"), ""), ["embedding"]);
+        assert_eq!(capabilities(Some("nomic-bert"), ""), ["embedding"]);
+        assert_eq!(capabilities(Some("llama"), ""), ["completion"]);
+        assert_eq!(capabilities(None, ""), ["completion"]);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! OpenAI's API: `/v1/chat/completions`, `/v1/completions`, `/v1/models`. Streams are
 //! server-sent events ending with `data: [DONE]`; errors use OpenAI's envelope.
 
+use crate::capability::require_generation;
 use crate::clock::unix_seconds;
 use crate::dispatch::{self, Answer, Running};
 use crate::error::{parse_json, ApiError, OpenAiError};
@@ -329,6 +330,7 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
     }
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
+    require_generation(&model, &req.model, "chat")?;
     let prompt = model.chat_prompt(messages, ChatExtras { tools: None, think });
     respond(&state, Kind::Chat, model, prompt, &req.sampling, req.stream, include_usage).await
 }
@@ -343,6 +345,7 @@ pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<R
     };
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
+    require_generation(&model, &req.model, "generate")?;
     respond(&state, Kind::Completion, model, Prompt::Raw(prompt), &req.sampling, req.stream, include_usage).await
 }
 

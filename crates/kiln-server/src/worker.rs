@@ -6,7 +6,11 @@
 //! all of them together, one forward pass per step. Each request carries the sender of its own
 //! event stream; when the client goes away the receiver is dropped, and the thread cancels the
 //! request before the next step, which frees its KV blocks at once.
+//!
+//! An embedding model gets a thread of its own kind instead (`embed_worker`), behind the same
+//! handle.
 
+use crate::embed_worker::{self, EmbedJob};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::RequestOptions;
@@ -14,7 +18,10 @@ use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
-use kiln_engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerationStats};
+use kiln_engine::{
+    default_threads, DoneReason, EmbedInput, EmbedOptions, Embedder, Embeddings, Engine, EngineConfig, EngineError,
+    GenerationStats,
+};
 use kiln_gguf::GgufFile;
 use kiln_models::Model;
 use kiln_tokenizer::Tokenizer;
@@ -104,9 +111,15 @@ const MAX_DEFAULT_PARALLEL: usize = 16;
 /// Tokens in one step: one per generating sequence, the rest prompt chunks.
 const STEP_TOKENS: usize = 512;
 
+/// Where a model thread takes its work, by the kind of model it runs.
+enum Jobs {
+    Generate(std_mpsc::Sender<Job>),
+    Embed(std_mpsc::Sender<EmbedJob>),
+}
+
 /// A model thread as the rest of the server sees it.
 pub struct WorkerHandle {
-    jobs: std_mpsc::Sender<Job>,
+    jobs: Jobs,
     /// Requests queued or running (the keep-alive clock only runs while this is zero).
     pending: Arc<AtomicUsize>,
     /// When the last request finished (or the model loaded, or a request touched it).
@@ -125,18 +138,18 @@ pub struct WorkerHandle {
 
 /// What the thread shares with its handle.
 #[derive(Clone)]
-struct Shared {
+pub(crate) struct Shared {
     pending: Arc<AtomicUsize>,
     idle_since: Arc<Mutex<Instant>>,
     num_ctx: Arc<AtomicUsize>,
     kv_bytes: Arc<AtomicUsize>,
     stats: Arc<Mutex<SchedulerStats>>,
-    metrics: Arc<Metrics>,
+    pub(crate) metrics: Arc<Metrics>,
 }
 
 impl Shared {
     /// A request left the thread (finished, failed or cancelled).
-    fn request_done(&self) {
+    pub(crate) fn request_done(&self) {
         if self.pending.fetch_sub(1, Ordering::SeqCst) == 1 {
             *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
         }
@@ -150,7 +163,6 @@ impl WorkerHandle {
         config: WorkerConfig,
         metrics: Arc<Metrics>,
     ) -> Result<(WorkerHandle, Duration), ApiError> {
-        let (jobs, rx) = std_mpsc::channel::<Job>();
         let (ready_tx, ready_rx) = oneshot::channel();
         let shared = Shared {
             pending: Arc::new(AtomicUsize::new(0)),
@@ -167,10 +179,36 @@ impl WorkerHandle {
             .name(name)
             .spawn(move || {
                 let started = Instant::now();
-                match ModelThread::load(&thread_path, config, thread_shared) {
+                let file = match GgufFile::open(&thread_path) {
+                    Ok(f) => Arc::new(f),
+                    Err(e) => {
+                        let _ =
+                            ready_tx.send(Err(ApiError::internal(format!("opening {}: {e}", thread_path.display()))));
+                        return;
+                    }
+                };
+                let n_threads = config.n_threads.unwrap_or_else(default_threads).max(1);
+                if kiln_models::is_encoder(&file) {
+                    match Embedder::from_file(file, n_threads) {
+                        Ok(embedder) => {
+                            // `/api/ps` shows an encoder's context: the longest input it takes.
+                            let context = embedder.encoder().config().context_length;
+                            thread_shared.num_ctx.store(context, Ordering::Relaxed);
+                            let (tx, rx) = std_mpsc::channel();
+                            let _ = ready_tx.send(Ok((started.elapsed(), 1, 0, Jobs::Embed(tx))));
+                            embed_worker::run(embedder, thread_shared, rx);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(ApiError::internal(format!("loading the model: {e}"))));
+                        }
+                    }
+                    return;
+                }
+                match ModelThread::load(file, config, thread_shared) {
                     Ok(state) => {
                         let per_token = state.scheduler.as_ref().map_or(0, |s| s.engine().kv_bytes_per_token());
-                        let _ = ready_tx.send(Ok((started.elapsed(), state.max_running, per_token)));
+                        let (tx, rx) = std_mpsc::channel();
+                        let _ = ready_tx.send(Ok((started.elapsed(), state.max_running, per_token, Jobs::Generate(tx))));
                         state.run(rx);
                     }
                     Err(e) => {
@@ -179,7 +217,7 @@ impl WorkerHandle {
                 }
             })
             .map_err(|e| ApiError::internal(format!("starting the model thread: {e}")))?;
-        let (load, max_running, kv_bytes_per_token) =
+        let (load, max_running, kv_bytes_per_token, jobs) =
             ready_rx.await.map_err(|_| ApiError::internal("the model thread stopped while loading"))??;
         let Shared { pending, idle_since, num_ctx, kv_bytes, stats, .. } = shared;
         let capacity = max_running + config.max_queue;
@@ -216,10 +254,14 @@ impl WorkerHandle {
         *self.idle_since.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
     }
 
-    /// Queues a request; its events arrive on the returned receiver. A full queue is a 503
-    /// the client can retry, never a request dropped silently.
-    pub fn submit(&self, prompt: Prompt, options: RequestOptions) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
-        let (tx, rx) = mpsc::unbounded_channel();
+    /// Whether the model computes embeddings (rather than generating text).
+    pub fn is_embedding(&self) -> bool {
+        matches!(self.jobs, Jobs::Embed(_))
+    }
+
+    /// Counts a request as pending, or refuses it when the queue is full: a 503 the client
+    /// can retry, never a request dropped silently.
+    fn reserve(&self) -> Result<(), ApiError> {
         if self.pending.fetch_add(1, Ordering::SeqCst) >= self.capacity {
             self.pending.fetch_sub(1, Ordering::SeqCst);
             return Err(ApiError::busy(format!(
@@ -227,10 +269,42 @@ impl WorkerHandle {
                 self.capacity
             )));
         }
-        if self.jobs.send(Job { prompt, options, events: tx }).is_err() {
+        Ok(())
+    }
+
+    /// Hands a reserved request to the thread (`sent`: whether the channel took it).
+    fn sent(&self, sent: bool) -> Result<(), ApiError> {
+        if sent {
+            Ok(())
+        } else {
             self.pending.fetch_sub(1, Ordering::SeqCst);
-            return Err(ApiError::internal("the model thread has stopped"));
+            Err(ApiError::internal("the model thread has stopped"))
         }
+    }
+
+    /// Queues a request; its events arrive on the returned receiver.
+    pub fn submit(&self, prompt: Prompt, options: RequestOptions) -> Result<mpsc::UnboundedReceiver<Event>, ApiError> {
+        let Jobs::Generate(jobs) = &self.jobs else {
+            return Err(ApiError::bad_request("this model computes embeddings; it does not generate text"));
+        };
+        self.reserve()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.sent(jobs.send(Job { prompt, options, events: tx }).is_ok())?;
+        Ok(rx)
+    }
+
+    /// Queues a batch of inputs to embed; the vectors arrive on the returned receiver.
+    pub fn embed(
+        &self,
+        inputs: Vec<EmbedInput>,
+        options: EmbedOptions,
+    ) -> Result<oneshot::Receiver<Result<Embeddings, ApiError>>, ApiError> {
+        let Jobs::Embed(jobs) = &self.jobs else {
+            return Err(ApiError::bad_request("this model generates text; it does not compute embeddings"));
+        };
+        self.reserve()?;
+        let (reply, rx) = oneshot::channel();
+        self.sent(jobs.send(EmbedJob { inputs, options, reply }).is_ok())?;
         Ok(rx)
     }
 }
@@ -362,9 +436,7 @@ fn check_think(prompt: &Prompt, tags: Option<ThinkingTags>) -> Result<(), ApiErr
 }
 
 impl ModelThread {
-    fn load(path: &Path, config: WorkerConfig, shared: Shared) -> Result<ModelThread, ApiError> {
-        let file =
-            Arc::new(GgufFile::open(path).map_err(|e| ApiError::internal(format!("opening {}: {e}", path.display())))?);
+    fn load(file: Arc<GgufFile>, config: WorkerConfig, shared: Shared) -> Result<ModelThread, ApiError> {
         let n_threads = config.n_threads.unwrap_or_else(default_threads).max(1);
         let max_running = config.num_parallel.unwrap_or_else(|| default_parallel(&file)).max(1);
         let mut thread = ModelThread {

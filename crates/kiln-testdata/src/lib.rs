@@ -11,6 +11,25 @@ pub const SMOLLM2: &str = "SmolLM2-135M-Instruct.Q4_1.gguf";
 /// gemma3 architecture, SentencePiece vocabulary, Q4_K/Q5_0/Q6_K/Q8_0 weights.
 pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
 
+/// The embedding model: all-MiniLM-L6-v2 (bert architecture, WordPiece vocabulary) as an F32
+/// GGUF, converted from the Hugging Face directory `scripts/fetch-models.sh minilm` fetches
+/// by `scripts/make-minilm-gguf.sh`.
+pub const MINILM: &str = "all-MiniLM-L6-v2.gguf";
+
+/// The F32 GGUF of all-MiniLM-L6-v2 (see [`MINILM`]); every test that needs it finds it here,
+/// so how the file is made can change in one place (`scripts/make-minilm-gguf.sh`).
+pub fn minilm_gguf() -> Option<PathBuf> {
+    let path = models_dir().join(MINILM);
+    if !path.is_file() && std::env::var_os("KILN_SKIP_MODEL_TESTS").is_none() {
+        panic!(
+            "test model {} not found: run scripts/make-minilm-gguf.sh (and set KILN_TEST_MODELS if the models are \
+             elsewhere), or set KILN_SKIP_MODEL_TESTS=1 to skip tests that need real models",
+            path.display()
+        );
+    }
+    model_path(MINILM)
+}
+
 /// Directory holding the test models.
 pub fn models_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("KILN_TEST_MODELS") {

@@ -17,7 +17,7 @@ impl Tokenizer {
         if a & (attr::UNKNOWN | attr::CONTROL | attr::USER_DEFINED) != 0 {
             out.extend_from_slice(text.as_bytes());
         } else if a & attr::NORMAL != 0 {
-            if self.kind == Kind::Spm || self.escape_whitespaces {
+            if matches!(self.kind, Kind::Spm | Kind::WordPiece) || self.escape_whitespaces {
                 unescape_whitespace(text, out);
             } else {
                 decode_byte_alphabet(text, out);

@@ -20,7 +20,7 @@ pub enum TokenizerError {
     #[error("`tokenizer.ggml.tokens` is empty")]
     EmptyVocab,
     /// `tokenizer.ggml.model` names a tokenizer this crate does not implement.
-    #[error("unsupported tokenizer model `{0}` in `tokenizer.ggml.model` (supported: llama, gpt2, gemma4)")]
+    #[error("unsupported tokenizer model `{0}` in `tokenizer.ggml.model` (supported: llama, gpt2, gemma4, bert)")]
     UnsupportedModel(String),
     /// `tokenizer.ggml.pre` names a pre-tokenizer this crate does not implement.
     #[error("unsupported pre-tokenizer `{0}` in `tokenizer.ggml.pre`")]

@@ -113,5 +113,7 @@ fn spec_from_gguf(f: &GgufFile) -> Result<VocabSpec, TokenizerError> {
         add_space_prefix: get_bool(f, "tokenizer.ggml.add_space_prefix")?,
         name: get_str(f, "general.name")?,
         architecture: get_str(f, "general.architecture")?,
+        lowercase: get_bool(f, "tokenizer.ggml.normalizer.lowercase")?,
+        strip_accents: get_bool(f, "tokenizer.ggml.normalizer.strip_accents")?,
     })
 }

@@ -1,11 +1,13 @@
 //! Tokenizers built from GGUF metadata, producing the same tokens as llama.cpp.
 //!
-//! Two algorithms cover the supported models:
+//! Three algorithms cover the supported models:
 //! - SentencePiece (`tokenizer.ggml.model = "llama"`, e.g. Gemma): score-driven merges over
 //!   `▁`-escaped text with `<0xXX>` byte fallback (module `spm`);
 //! - byte-level BPE (`"gpt2"`, e.g. SmolLM, Llama 3, Qwen 2): text is split into words by the
 //!   pre-tokenizer named in `tokenizer.ggml.pre` (module
-//!   `pretokenize`), then merged by rank (module `bpe`).
+//!   `pretokenize`), then merged by rank (module `bpe`);
+//! - WordPiece (`"bert"`, embedding models such as MiniLM): BERT's normalisation and
+//!   splitting, then greedy longest match (module `wordpiece`).
 //!
 //! In both, special tokens are cut out of the text first (module `special`). Matching llama.cpp
 //! exactly matters because a model only behaves as trained on the token sequences its reference
@@ -21,6 +23,7 @@ mod special;
 mod spm;
 mod unicode;
 mod vocab;
+mod wordpiece;
 
 pub use decode::{DecodeState, IncrementalDecoder};
 pub use error::TokenizerError;
@@ -46,6 +49,7 @@ pub struct Tokenizer {
     ignore_merges: bool,
     newline_words_whole: bool,
     pre: Option<PreTokenizer>,
+    normalizer: wordpiece::Normalizer,
     merges: Merges,
     specials: SpecialTokens,
 }
@@ -81,6 +85,7 @@ impl Tokenizer {
             ignore_merges: flags.ignore_merges,
             newline_words_whole: flags.newline_words_whole,
             pre,
+            normalizer: r.normalizer,
             merges,
             specials,
         })
@@ -142,6 +147,24 @@ impl Tokenizer {
                             }
                         }
                     }
+                }
+            }
+            Kind::WordPiece => {
+                for frag in fragments {
+                    match frag {
+                        Fragment::Token(id) => out.push(id),
+                        Fragment::Text(lo, hi) => wordpiece::encode(
+                            &self.vocab,
+                            self.special_ids.unk,
+                            self.normalizer,
+                            &text[lo..hi],
+                            &mut out,
+                        ),
+                    }
+                }
+                // BERT closes every input with [SEP], not EOS.
+                if add_special {
+                    out.extend(self.special_ids.sep);
                 }
             }
         }
@@ -224,7 +247,7 @@ impl Tokenizer {
     pub fn is_control(&self, id: u32) -> bool {
         self.vocab.has(id, attr::CONTROL)
     }
-    /// Whether the vocabulary is SentencePiece (`true`) or byte-level BPE (`false`).
+    /// Whether the vocabulary is SentencePiece (`true`) or byte-level BPE or WordPiece (`false`).
     pub fn is_sentencepiece(&self) -> bool {
         self.kind == Kind::Spm
     }

@@ -80,7 +80,7 @@ const WHITESPACE: &[(u32, u32)] = &[
 ];
 
 /// The Unicode class ranges of a `\p{..}` expression, via `regex-syntax`'s tables.
-fn class_ranges(expr: &str) -> Vec<(u32, u32)> {
+pub(crate) fn class_ranges(expr: &str) -> Vec<(u32, u32)> {
     use regex_syntax::hir::{Class, HirKind};
     let hir = regex_syntax::ParserBuilder::new().build().parse(expr).expect("built-in Unicode class expression parses");
     match hir.kind() {

@@ -55,7 +55,8 @@ pub struct SpecialIds {
 /// tokenizers can be built without a GGUF file (tests, other containers).
 #[derive(Debug, Clone, Default)]
 pub struct VocabSpec {
-    /// `tokenizer.ggml.model`: `llama` (SentencePiece), `gpt2` (byte-level BPE) or `gemma4`.
+    /// `tokenizer.ggml.model`: `llama` (SentencePiece), `gpt2` (byte-level BPE), `gemma4` or
+    /// `bert` (WordPiece).
     pub model: String,
     /// `tokenizer.ggml.pre`: the BPE pre-tokenizer name (ignored for SentencePiece).
     pub pre: Option<String>,
@@ -79,6 +80,10 @@ pub struct VocabSpec {
     pub name: Option<String>,
     /// `general.architecture`
     pub architecture: Option<String>,
+    /// `tokenizer.ggml.normalizer.lowercase` (WordPiece only; absent: lowercase).
+    pub lowercase: Option<bool>,
+    /// `tokenizer.ggml.normalizer.strip_accents` (WordPiece only; absent: as `lowercase`).
+    pub strip_accents: Option<bool>,
 }
 
 /// Which merge algorithm the vocabulary uses.
@@ -88,6 +93,8 @@ pub(crate) enum Kind {
     Spm,
     /// BPE: merges by rank from `tokenizer.ggml.merges`.
     Bpe,
+    /// WordPiece (BERT): greedy longest match over normalised words.
+    WordPiece,
 }
 
 /// Token storage with O(1) lookups both ways.
@@ -126,6 +133,7 @@ pub(crate) struct Resolved {
     pub(crate) add_space_prefix: bool,
     pub(crate) clean_spaces: bool,
     pub(crate) pre: Option<(PreTokenizer, PreFlags)>,
+    pub(crate) normalizer: crate::wordpiece::Normalizer,
 }
 
 /// Token texts that mark end of turn, in the order llama.cpp looks for them.
@@ -261,6 +269,17 @@ pub(crate) fn resolve(spec: VocabSpec) -> Result<Resolved, TokenizerError> {
             force_bos = name == "gemma4" || name == "granite-embed-multi-311m";
             pre = Some((p, flags));
         }
+        "bert" => {
+            kind = Kind::WordPiece;
+            sp.bos = Some(101);
+            sp.unk = Some(100);
+            sp.sep = Some(102);
+            sp.pad = Some(0);
+            sp.mask = Some(103);
+            add_bos = true;
+            add_space_prefix = false;
+            clean_spaces = true;
+        }
         other => return Err(TokenizerError::UnsupportedModel(other.to_string())),
     }
     if let Some(v) = spec.add_space_prefix {
@@ -328,6 +347,14 @@ pub(crate) fn resolve(spec: VocabSpec) -> Result<Resolved, TokenizerError> {
     if force_bos {
         add_bos = true;
     }
+    if kind == Kind::WordPiece {
+        // BERT input is always [CLS] text [SEP]: llama.cpp ignores add_bos/add_eos here (the
+        // converter writes add_eos = true with EOS = [SEP], which would add it twice).
+        add_bos = true;
+        add_eos = false;
+    }
+    let lowercase = spec.lowercase.unwrap_or(true);
+    let normalizer = crate::wordpiece::Normalizer { lowercase, strip_accents: spec.strip_accents.unwrap_or(lowercase) };
 
     // Detect special tokens by their text where the metadata does not name them, and make sure
     // they are control tokens. llama.cpp walks its hash map here, so when a vocabulary holds
@@ -397,7 +424,7 @@ pub(crate) fn resolve(spec: VocabSpec) -> Result<Resolved, TokenizerError> {
 
     apply_strip_rules(&mut vocab, spec.name.as_deref(), spec.pre.as_deref(), spec.architecture.as_deref());
 
-    Ok(Resolved { kind, vocab, special: sp, eog, add_bos, add_eos, add_space_prefix, clean_spaces, pre })
+    Ok(Resolved { kind, vocab, special: sp, eog, add_bos, add_eos, add_space_prefix, clean_spaces, pre, normalizer })
 }
 
 /// Per-model whitespace stripping around special tokens, keyed by model name as llama.cpp does

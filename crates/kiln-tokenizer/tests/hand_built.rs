@@ -159,8 +159,8 @@ fn errors_name_the_metadata_at_fault() {
     assert!(matches!(e, TokenizerError::MissingKey("tokenizer.ggml.merges")));
     assert!(e.to_string().contains("tokenizer.ggml.merges"));
 
-    let e = Tokenizer::from_spec(VocabSpec { model: "bert".into(), ..base.clone() }).unwrap_err();
-    assert!(e.to_string().contains("bert"));
+    let e = Tokenizer::from_spec(VocabSpec { model: "rwkv".into(), ..base.clone() }).unwrap_err();
+    assert!(e.to_string().contains("rwkv"));
 
     let e = Tokenizer::from_spec(VocabSpec { pre: Some("mystery".into()), merges: Some(vec![]), ..base.clone() })
         .unwrap_err();
@@ -180,4 +180,34 @@ fn errors_name_the_metadata_at_fault() {
 fn tokenizer_is_shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Tokenizer>();
+}
+
+/// WordPiece vocabulary in llama.cpp's layout: word-initial pieces with `▁`, continuations bare.
+fn wordpiece() -> Tokenizer {
+    let specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]"];
+    let pieces = ["▁un", "▁unbeliev", "able", "ably", "▁a", "a", "▁,", "▁!"];
+    let tokens: Vec<String> = specials.iter().chain(&pieces).map(|s| s.to_string()).collect();
+    let types = specials.map(|_| token_type::CONTROL).into_iter().chain(pieces.map(|_| token_type::NORMAL)).collect();
+    Tokenizer::from_spec(VocabSpec {
+        model: "bert".into(),
+        tokens,
+        token_types: Some(types),
+        special: kiln_tokenizer::SpecialIds { bos: Some(2), unk: Some(1), sep: Some(3), ..Default::default() },
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn wordpiece_matches_longest_pieces_and_gives_unknown_words_unk() {
+    let t = wordpiece();
+    // [CLS] unbeliev ably , a ! [SEP]: the longest word-initial piece first, then continuations.
+    assert_eq!(t.encode("Unbelievably, A!", true, false), [2, 5, 7, 10, 8, 11, 3]);
+    // A word with no complete match is one [UNK]; so is a word over 100 characters.
+    assert_eq!(t.encode("unx a", false, false), [1, 8]);
+    assert_eq!(t.encode(&"a".repeat(100), false, false), [vec![8], vec![9; 99]].concat());
+    assert_eq!(t.encode(&"a".repeat(101), false, false), [1]);
+    // Special-token text is a token only when special tokens are parsed.
+    assert_eq!(t.encode("[SEP]", false, true), [3]);
+    assert_eq!(t.encode("", true, false), [2, 3]);
 }

@@ -143,6 +143,12 @@ pub struct RunArgs {
     /// Threads for computation (GGUF files only; default: one per core).
     #[arg(short = 't', long)]
     pub threads: Option<usize>,
+    /// Embedding models: cut input longer than the context (`--truncate=false`: an error).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub truncate: bool,
+    /// Embedding models: keep only the first N dimensions of the vector (renormalised).
+    #[arg(long)]
+    pub dimensions: Option<usize>,
     #[command(flatten)]
     pub options: SamplingArgs,
 }

@@ -1,4 +1,5 @@
-//! `kiln run FILE.gguf` (the model runs in this process, no server involved), and
+//! `kiln run FILE.gguf` (the model runs in this process, no server involved; an embedding
+//! model prints the prompt's vector), and
 //! `kiln tokenize`.
 
 use crate::answer::AnswerWriter;
@@ -10,7 +11,7 @@ use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::sampler::SamplingParams;
-use kiln_engine::{Engine, GenerateOptions, GenerationStats, Sequence};
+use kiln_engine::{EmbedInput, EmbedOptions, Embedder, Engine, GenerateOptions, GenerationStats, Sequence};
 use kiln_tokenizer::Tokenizer;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -203,9 +204,33 @@ fn system_messages(args: &RunArgs) -> Vec<ChatMessage> {
     args.system.iter().map(|s| ChatMessage { role: "system".into(), content: s.clone() }).collect()
 }
 
+/// An embedding model's vector of the prompt, printed as a JSON array.
+fn embed(args: &RunArgs, file: kiln_gguf::GgufFile) -> Result<()> {
+    let Some(prompt) = &args.prompt else {
+        bail!("embedding models need input text: kiln run {} \"your text here\"", args.model);
+    };
+    let threads = args.threads.unwrap_or_else(kiln_engine::default_threads).max(1);
+    let embedder = Embedder::from_file(std::sync::Arc::new(file), threads)
+        .with_context(|| format!("loading model {}", args.model))?;
+    let options = EmbedOptions {
+        truncate: args.truncate,
+        num_ctx: args.options.num_ctx,
+        dimensions: args.dimensions,
+        ..EmbedOptions::default()
+    };
+    let mut got = embedder.embed(&[EmbedInput::Text(prompt.clone())], &options)?;
+    println!("{}", serde_json::to_string(&got.vectors.pop().unwrap_or_default())?);
+    Ok(())
+}
+
 pub fn run(args: RunArgs) -> Result<()> {
     let started = Instant::now();
     let path = Path::new(&args.model);
+    let file = kiln_gguf::GgufFile::open(path).with_context(|| format!("loading model {}", path.display()))?;
+    if kiln_models::is_encoder(&file) {
+        return embed(&args, file);
+    }
+    drop(file);
     let (mut engine, load) = load_engine(path, args.threads, args.options.num_ctx.unwrap_or(DEFAULT_NUM_CTX))?;
     let Some(prompt) = &args.prompt else {
         let format = prompt_format(&engine, &args)?;

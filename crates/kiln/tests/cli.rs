@@ -44,6 +44,24 @@ fn run_raw_greedy_matches_llama_cpp_continuation() {
     );
 }
 
+/// `kiln run FILE.gguf "text"` on an embedding model prints the vector as a JSON array; the
+/// tiny Nomic BERT fixture's vector matches llama.cpp's. Without text it says what to give.
+#[test]
+fn run_file_prints_an_embedding_models_vector() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kiln-engine/tests/fixtures");
+    let model = fixtures.join("nomic-bert-tiny.gguf");
+    let out = kiln(&["run", model.to_str().unwrap(), "hello world"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let printed: Vec<f32> = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("nomic-bert-tiny.json")).unwrap()).unwrap();
+    let want: Vec<f32> = serde_json::from_value(reference["embeddings"][2].clone()).unwrap();
+    assert!(printed.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5), "{printed:?}");
+    let out = kiln(&["run", model.to_str().unwrap()], None);
+    assert!(!out.status.success());
+    assert!(text(&out.stderr).contains("embedding models need input text"), "{}", text(&out.stderr));
+}
+
 #[test]
 fn run_with_chat_template_stop_and_verbose() {
     let Some(m) = smollm() else { return };

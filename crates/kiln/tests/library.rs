@@ -196,3 +196,28 @@ fn commands_use_a_running_server() {
     assert!(!listed(&ps, "smol:latest"), "{ps}");
     assert!(server.0.try_wait().unwrap().is_none(), "the server kept running");
 }
+
+/// `kiln run NAME "text"` on an embedding model prints the vector as a JSON array (as
+/// `ollama run` does); the tiny Nomic BERT fixture's vector matches llama.cpp's.
+#[test]
+fn run_by_name_prints_an_embedding_models_vector() {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../kiln-engine/tests/fixtures");
+    let lib = Library::new("embed");
+    let modelfile = lib.modelfile("Modelfile", &format!("FROM {}\n", fixtures.join("nomic-bert-tiny.gguf").display()));
+    lib.ok(&["create", "nomic", "-f", &modelfile]);
+    let shown = lib.ok(&["show", "nomic"]);
+    assert!(shown.contains("embedding"), "{shown}");
+    let printed: Vec<f32> = serde_json::from_str(lib.ok(&["run", "nomic", "hello world"]).trim()).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("nomic-bert-tiny.json")).unwrap()).unwrap();
+    assert_eq!(reference["sentences"][2], "hello world");
+    let want: Vec<f32> = serde_json::from_value(reference["embeddings"][2].clone()).unwrap();
+    assert_eq!(printed.len(), want.len());
+    assert!(printed.iter().zip(&want).all(|(a, b)| (a - b).abs() < 1e-5), "{printed:?}");
+    let short: Vec<f32> =
+        serde_json::from_str(lib.ok(&["run", "nomic", "hello world", "--dimensions", "4"]).trim()).unwrap();
+    assert_eq!(short.len(), 4);
+    assert!(lib
+        .fails(&["run", "nomic", "hello world", "--num-ctx", "3", "--truncate=false"])
+        .contains("context length"));
+}

@@ -3,7 +3,8 @@
 //! A prompt gets one answer (`/api/generate`, which carries `--system`, `--template` and
 //! `--raw`). As with `ollama run`, text piped on stdin is part of the prompt (before the
 //! prompt argument, if any) rather than chat input; with stdin a terminal and no prompt, the
-//! interactive chat starts (`/api/chat`, the history sent each turn).
+//! interactive chat starts (`/api/chat`, the history sent each turn). An embedding model
+//! prints the prompt's vector instead (`/api/embed`).
 
 use super::text;
 use crate::answer::AnswerWriter;
@@ -174,15 +175,33 @@ impl ChatSession for RemoteChat<'_> {
     }
 }
 
-/// Like `ollama run`: a model the library does not have is pulled first.
-fn ensure_present(client: &Client, model: &str) -> Result<()> {
-    match client.post("/api/show", &json!({ "model": model })) {
+/// Like `ollama run`: a model the library does not have is pulled first. Returns what
+/// `/api/show` says about it.
+fn ensure_present(client: &Client, model: &str) -> Result<Value> {
+    let show = json!({ "model": model });
+    match client.post("/api/show", &show) {
         Err(e) if e.downcast_ref::<ApiError>().is_some_and(|a| a.0.ends_with("not found")) => {
             super::pull::pull(client, model, false)
-                .with_context(|| format!("model '{model}' is not in the library and pulling it failed"))
+                .with_context(|| format!("model '{model}' is not in the library and pulling it failed"))?;
+            client.post("/api/show", &show)
         }
-        other => other.map(|_| ()),
+        other => other,
     }
+}
+
+/// An embedding model prints the vector of the prompt as a JSON array, as `ollama run` does.
+fn embedding(client: &Client, args: &RunArgs, prompt: Option<String>, options: Map<String, Value>) -> Result<()> {
+    let Some(input) = prompt else {
+        bail!("embedding models need input text: kiln run {} \"your text here\"", args.model);
+    };
+    let mut body = json!({ "model": args.model, "input": input, "truncate": args.truncate, "options": options });
+    if let Some(d) = args.dimensions {
+        body["dimensions"] = d.into();
+    }
+    let reply = client.post("/api/embed", &body)?;
+    let vector = reply["embeddings"].get(0).context("the server returned no embedding")?;
+    println!("{}", serde_json::to_string(vector)?);
+    Ok(())
 }
 
 pub fn run(args: RunArgs) -> Result<()> {
@@ -193,8 +212,11 @@ pub fn run(args: RunArgs) -> Result<()> {
     if client.embedded && std::io::stderr().is_terminal() {
         eprintln!("note: no server at KILN_HOST; running the model inside this command");
     }
-    ensure_present(&client, &args.model)?;
+    let show = ensure_present(&client, &args.model)?;
     let options = api_options(&args.options);
+    if show["capabilities"].as_array().is_some_and(|c| c.iter().any(|c| c == "embedding")) {
+        return embedding(&client, &args, prompt(args.prompt.clone())?, options);
+    }
     if let Some(p) = prompt(args.prompt.clone())? {
         return one_answer(&client, &args, p, options);
     }
