@@ -22,8 +22,10 @@ import pytest
 URL = os.environ["KILN_URL"]
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "crates/kiln-models/tests/fixtures/hf/qwen2"
-# The same kind of model with a SentencePiece tokenizer.model (crates/kiln-convert/tests/fixtures).
+# The same kind of model with a SentencePiece tokenizer.model, and a sentence-transformers BERT
+# (crates/kiln-convert/tests/fixtures).
 SPM_FIXTURE = ROOT / "crates/kiln-convert/tests/fixtures/llama-spm"
+BERT_FIXTURE = ROOT / "crates/kiln-convert/tests/fixtures/bert"
 GREEDY = {"temperature": 0, "num_predict": 12, "repeat_penalty": 1}
 PROMPT = "the quick brown fox"
 
@@ -34,7 +36,8 @@ def oc():
 
 
 def upload_dir(oc, path):
-    return {p.name: oc.create_blob(p) for p in sorted(path.iterdir()) if p.is_file()}
+    """Every file of the directory (one level of subdirectories too), by its relative path."""
+    return {p.relative_to(path).as_posix(): oc.create_blob(p) for p in sorted(path.rglob("*")) if p.is_file()}
 
 
 def generate(oc, name):
@@ -57,6 +60,20 @@ def test_client_imports_a_directory_and_it_generates_as_llama_cpps_conversion(oc
     finally:
         oc.delete("tiny-import")
         oc.delete("tiny-import-llamacpp")
+
+
+def test_imported_bert_embeds_as_llama_cpps_conversion(oc):
+    oc.create(model="tiny-bert", files=upload_dir(oc, BERT_FIXTURE / "hf"))
+    oc.create(model="tiny-bert-llamacpp", files={"model.gguf": oc.create_blob(BERT_FIXTURE / "model.gguf")})
+    try:
+        assert oc.show("tiny-bert").details.family == "bert"
+        ours = oc.embed(model="tiny-bert", input=PROMPT).embeddings
+        theirs = oc.embed(model="tiny-bert-llamacpp", input=PROMPT).embeddings
+        assert len(ours[0]) == 64
+        assert ours == theirs
+    finally:
+        oc.delete("tiny-bert")
+        oc.delete("tiny-bert-llamacpp")
 
 
 def test_client_imports_with_quantize(oc):
