@@ -2,6 +2,8 @@
 //! `transformers` on the same weights: tiny random-weight models (F32), converted to GGUF by
 //! llama.cpp's own converter, with transformers' logits and greedy continuation recorded
 //! (`scripts/gen-hf-fixtures.py`; fixtures under `crates/kiln-models/tests/fixtures/hf/`).
+//! The same checks run on Kiln's own conversion of each safetensors directory
+//! (`kiln-convert`), so an imported model is held to transformers too.
 //!
 //! Tolerance: every logit within 1e-3 of transformers' plus 1e-3 of the position's logit
 //! range. Kiln stores keys and values in f16 and rounds queries and attention weights to f16
@@ -47,10 +49,14 @@ fn load(arch: &str) -> (Reference, Engine) {
 }
 
 fn load_with_context(arch: &str, num_ctx: usize) -> (Reference, Engine) {
+    load_weights(arch, &fixture_dir(arch).join("model.gguf"), num_ctx)
+}
+
+fn load_weights(arch: &str, weights: &std::path::Path, num_ctx: usize) -> (Reference, Engine) {
     let dir = fixture_dir(arch);
     let reference: Reference =
         serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
-    let model = Model::load(&dir.join("model.gguf"), &mut |_, _| {}).unwrap();
+    let model = Model::load(weights, &mut |_, _| {}).unwrap();
     let tokenizer = Tokenizer::from_gguf(model.file()).unwrap();
     let config = EngineConfig { n_threads: 2, num_ctx, prefill_chunk: 512 };
     (reference, Engine::new(model, tokenizer, config).unwrap())
@@ -76,7 +82,10 @@ fn compare(arch: &str, got: &[Vec<f32>], positions: &[usize], want: &[Vec<f32>])
 }
 
 fn check(arch: &str) {
-    let (reference, mut engine) = load(arch);
+    check_loaded(arch, load(arch));
+}
+
+fn check_loaded(arch: &str, (reference, mut engine): (Reference, Engine)) {
     if let Some(margin) = reference.router_min_top_k_margin {
         assert!(margin >= 1e-3, "{arch}: the reference routes a token by a margin of {margin} only");
     }
@@ -147,6 +156,34 @@ fn mixtral_matches_transformers() {
 #[test]
 fn phi3_matches_transformers() {
     check("phi3");
+}
+
+/// Kiln's conversion of each safetensors directory, run as llama.cpp's conversion is above.
+#[test]
+fn models_converted_from_safetensors_match_transformers() {
+    let tmp = kiln_testdata::TempDir::new("hf-reference-converted");
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let archs = [
+        "llama",
+        "llama-linear",
+        "qwen2",
+        "qwen2-yarn",
+        "qwen3",
+        "qwen2moe",
+        "qwen3moe",
+        "mixtral",
+        "phi3",
+        "phi3-longrope",
+        "deepseek2",
+        "deepseek2-v2",
+        "deepseek2-yarn",
+    ];
+    for arch in archs {
+        let weights = tmp.0.join(format!("{arch}.gguf"));
+        let mut out = std::fs::File::create(&weights).unwrap();
+        kiln_convert::convert_dir(&fixture_dir(arch).join("hf"), &mut out, None, &mut |_| {}).unwrap();
+        check_loaded(arch, load_weights(arch, &weights, 256));
+    }
 }
 
 /// With a context beyond the original 32 tokens the long factors apply (all 40 positions and

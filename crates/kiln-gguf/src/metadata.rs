@@ -6,7 +6,7 @@ use crate::reader::{Fault, FaultKind, Reader};
 use crate::{Array, GgufError, Value};
 
 /// GGUF value type ids, as written in the file.
-mod type_id {
+pub(crate) mod type_id {
     pub const U8: u32 = 0;
     pub const I8: u32 = 1;
     pub const U16: u32 = 2;

@@ -4,11 +4,13 @@
 use crate::digest::Digest;
 use crate::error::LibraryError;
 use crate::gguf_info::describe;
+use crate::import;
 use crate::manifest::{media, Layer, Manifest, ModelConfigBlob, CONFIG_MEDIA_TYPE};
 use crate::name::ModelName;
 use crate::parameters;
 use crate::spec::Message;
 use crate::store::Store;
+use kiln_quant::QuantScheme;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -70,25 +72,60 @@ fn gguf_layer(store: &Store, file: &str, digest: &Digest) -> Result<(Layer, Mode
     Ok((Layer { media_type: media::MODEL.into(), digest: *digest, size: size.len(), from: None }, config))
 }
 
-/// Starting layers and config: those of `from` (a model or a blob), or of an uploaded GGUF.
-fn base(store: &Store, req: &CreateRequest) -> Result<(Vec<Layer>, ModelConfigBlob), CreateError> {
+/// The weights and config a create starts from, and what it learnt on the way.
+struct Base {
+    layers: Vec<Layer>,
+    config: ModelConfigBlob,
+    /// The weights layer was made by this create (converted or quantized), not reused.
+    new_weights: bool,
+    /// The license file of an imported model directory.
+    license: Option<String>,
+}
+
+impl Base {
+    fn reused(layers: Vec<Layer>, config: ModelConfigBlob) -> Base {
+        Base { layers, config, new_weights: false, license: None }
+    }
+}
+
+/// The GGUF blob `digest` quantized by `scheme`, as a weights layer.
+fn quantized(
+    store: &Store,
+    digest: &Digest,
+    scheme: QuantScheme,
+    progress: &mut dyn FnMut(String),
+) -> Result<(Layer, ModelConfigBlob), CreateError> {
+    let new = import::quantize_blob(store, digest, scheme, progress)?;
+    gguf_layer(store, "the quantized model", &new)
+}
+
+/// Starting layers and config: those of `from` (a model or a blob), of an uploaded GGUF, or
+/// of an uploaded Hugging Face model directory converted; quantized if asked.
+fn base(store: &Store, req: &CreateRequest, progress: &mut dyn FnMut(String)) -> Result<Base, CreateError> {
     if !req.adapters.is_empty() {
         return Err(invalid("ADAPTER (LoRA) is not supported yet"));
     }
-    if let Some(q) = &req.quantize {
-        return Err(invalid(format!("quantize ({q}) is not supported yet; import a GGUF quantized already")));
+    let scheme = req.quantize.as_deref().filter(|q| !q.is_empty()).map(import::parse_scheme).transpose()?;
+    let is_gguf = |n: &String| n.to_ascii_lowercase().ends_with(".gguf");
+    let ggufs: Vec<_> = req.files.iter().filter(|(n, _)| is_gguf(n)).collect();
+    if !ggufs.is_empty() && ggufs.len() != req.files.len() {
+        return Err(invalid("give either one GGUF file or the files of a Hugging Face model directory, not both"));
     }
-    let mut ggufs = req.files.iter().filter(|(n, _)| n.to_ascii_lowercase().ends_with(".gguf"));
-    if let Some(other) = req.files.keys().find(|n| !n.to_ascii_lowercase().ends_with(".gguf")) {
-        return Err(invalid(format!("cannot import {other}: only GGUF files are supported (not safetensors yet)")));
-    }
-    match (ggufs.next(), ggufs.next()) {
-        (Some(_), Some(_)) => return Err(invalid("more than one GGUF file given; split GGUFs are not supported yet")),
-        (Some((file, digest)), None) => {
-            let (layer, config) = gguf_layer(store, file, digest)?;
-            return Ok((vec![layer], config));
+    match ggufs.as_slice() {
+        [_, _, ..] => return Err(invalid("more than one GGUF file given; split GGUFs are not supported yet")),
+        [(file, digest)] => {
+            let (layer, config) = match scheme {
+                Some(scheme) => quantized(store, digest, scheme, progress)?,
+                None => gguf_layer(store, file, digest)?,
+            };
+            return Ok(Base { new_weights: scheme.is_some(), ..Base::reused(vec![layer], config) });
         }
-        (None, _) => {}
+        [] if !req.files.is_empty() => {
+            let (digest, license) = import::convert_uploaded(store, &req.files, scheme, progress)?;
+            let (layer, config) = gguf_layer(store, "the converted model", &digest)?;
+            return Ok(Base { layers: vec![layer], config, new_weights: true, license });
+        }
+        [] => {}
     }
     let from = req
         .from
@@ -96,8 +133,11 @@ fn base(store: &Store, req: &CreateRequest) -> Result<(Vec<Layer>, ModelConfigBl
         .filter(|f| !f.is_empty())
         .ok_or_else(|| invalid("no model to create from: give 'from' or a GGUF in 'files'"))?;
     if let Ok(digest) = Digest::parse(from) {
-        let (layer, config) = gguf_layer(store, from, &digest)?;
-        return Ok((vec![layer], config));
+        let (layer, config) = match scheme {
+            Some(scheme) => quantized(store, &digest, scheme, progress)?,
+            None => gguf_layer(store, from, &digest)?,
+        };
+        return Ok(Base { new_weights: scheme.is_some(), ..Base::reused(vec![layer], config) });
     }
     let name = ModelName::parse(from).map_err(|e| invalid(e.to_string()))?;
     let model = store.find(&name)?;
@@ -106,7 +146,19 @@ fn base(store: &Store, req: &CreateRequest) -> Result<(Vec<Layer>, ModelConfigBl
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok())
         .unwrap_or_default();
-    Ok((model.manifest.layers, config))
+    let mut layers = model.manifest.layers;
+    let Some(scheme) = scheme else {
+        return Ok(Base::reused(layers, config));
+    };
+    let weights = layers
+        .iter_mut()
+        .find(|l| l.media_type == media::MODEL)
+        .ok_or_else(|| invalid(format!("model '{from}' has no weights to quantize")))?;
+    let (layer, config) = quantized(store, &weights.digest, scheme, progress)?;
+    *weights = layer;
+    // The weights come first, so the new layer is reported as created and the rest as reused.
+    layers.sort_by_key(|l| l.media_type != media::MODEL);
+    Ok(Base { new_weights: true, ..Base::reused(layers, config) })
 }
 
 /// Replaces the layers of `media_type` with one holding `text`.
@@ -126,21 +178,28 @@ pub fn create(
     req: &CreateRequest,
     progress: &mut dyn FnMut(String),
 ) -> Result<Digest, CreateError> {
-    let (mut layers, config) = base(store, req)?;
+    // The request's own fields are checked before any work (and any status line).
+    let new_params = req.parameters.as_ref().map(parameters::check_object).transpose().map_err(invalid)?;
+    if let Some(bad) =
+        req.messages.iter().flatten().find(|m| !crate::modelfile::MESSAGE_ROLES.contains(&m.role.as_str()))
+    {
+        return Err(invalid(format!("invalid message role {:?}", bad.role)));
+    }
+    let Base { mut layers, config, new_weights, license } = base(store, req, progress)?;
     // Blobs named by the new manifest stay put until it is written.
     let _pins: Vec<_> = layers.iter().map(|l| store.pin(l.digest)).collect();
-    for l in &layers {
-        progress(format!("using existing layer {}", l.digest));
+    // New weights come first; every other base layer is reused.
+    let existing: Vec<Digest> = layers.iter().skip(usize::from(new_weights)).map(|l| l.digest).collect();
+    for d in &existing {
+        progress(format!("using existing layer {d}"));
     }
-    let created_before = layers.len();
     if let Some(t) = &req.template {
         set_text(store, &mut layers, media::TEMPLATE, std::slice::from_ref(t))?;
     }
     if let Some(s) = &req.system {
         set_text(store, &mut layers, media::SYSTEM, std::slice::from_ref(s))?;
     }
-    if let Some(p) = &req.parameters {
-        let new = parameters::check_object(p).map_err(invalid)?;
+    if let Some(new) = new_params {
         let mut merged: Map<String, Value> = match layers.iter().find(|l| l.media_type == media::PARAMS) {
             Some(l) => serde_json::from_str(&store.read_blob_text(&l.digest)?).unwrap_or_default(),
             None => Map::new(),
@@ -149,21 +208,19 @@ pub fn create(
         set_text(store, &mut layers, media::PARAMS, &[Value::Object(merged).to_string()])?;
     }
     if let Some(m) = &req.messages {
-        if let Some(bad) = m.iter().find(|m| !crate::modelfile::MESSAGE_ROLES.contains(&m.role.as_str())) {
-            return Err(invalid(format!("invalid message role {:?}", bad.role)));
-        }
         let json = serde_json::to_string(m).expect("messages serialise");
         set_text(store, &mut layers, media::MESSAGES, &[json])?;
     }
-    if let Some(l) = &req.license {
-        let texts = match l {
-            Licenses::One(s) => vec![s.clone()],
-            Licenses::Many(v) => v.clone(),
-        };
+    let texts = match (&req.license, license) {
+        (Some(Licenses::One(s)), _) => Some(vec![s.clone()]),
+        (Some(Licenses::Many(v)), _) => Some(v.clone()),
+        (None, from_dir) => from_dir.map(|t| vec![t]),
+    };
+    if let Some(texts) = texts {
         set_text(store, &mut layers, media::LICENSE, &texts)?;
     }
     let _new_pins: Vec<_> = layers.iter().map(|l| store.pin(l.digest)).collect();
-    for l in layers.iter().skip(created_before.min(layers.len())) {
+    for l in layers.iter().filter(|l| !existing.contains(&l.digest)) {
         progress(format!("creating new layer {}", l.digest));
     }
     let config = ModelConfigBlob {
@@ -253,12 +310,31 @@ mod tests {
             (CreateRequest { files: [("x.gguf".into(), missing)].into(), ..Default::default() }, "upload it first"),
             (
                 CreateRequest { files: [("model.safetensors".into(), missing)].into(), ..Default::default() },
-                "only GGUF",
+                "config.json is missing",
+            ),
+            (
+                CreateRequest {
+                    files: [("x.gguf".into(), not_gguf), ("config.json".into(), not_gguf)].into(),
+                    ..Default::default()
+                },
+                "not both",
+            ),
+            (
+                CreateRequest {
+                    files: [
+                        ("config.json".into(), not_gguf),
+                        ("tokenizer.json".into(), not_gguf),
+                        ("../x".into(), not_gguf),
+                    ]
+                    .into(),
+                    ..Default::default()
+                },
+                "not a relative path inside the model",
             ),
             (CreateRequest { adapters: [("a.gguf".into(), missing)].into(), ..Default::default() }, "ADAPTER"),
             (
-                CreateRequest { from: Some("x".into()), quantize: Some("q4_K_M".into()), ..Default::default() },
-                "quantize",
+                CreateRequest { from: Some("x".into()), quantize: Some("q2_K".into()), ..Default::default() },
+                "unsupported quantization type \"q2_K\"",
             ),
             (CreateRequest { from: Some("bad name!".into()), ..Default::default() }, "invalid model name"),
         ];
@@ -267,5 +343,106 @@ mod tests {
             assert!(err.contains(want), "{err} (wanted {want})");
         }
         assert!(store.list().is_empty());
+    }
+
+    /// The `qwen2` Hugging Face fixture uploaded file by file, as a client does.
+    fn upload_hf_fixture(store: &Store) -> BTreeMap<String, Digest> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf/qwen2/hf");
+        let mut files = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let (digest, _) = store.write_blob(&mut std::fs::File::open(&path).unwrap(), None).unwrap();
+            files.insert(path.file_name().unwrap().to_string_lossy().into_owned(), digest);
+        }
+        let (license, _) = store.write_blob_bytes(b"Apache License\nVersion 2.0").unwrap();
+        files.insert("LICENSE".into(), license);
+        files
+    }
+
+    fn blob_names(store: &Store) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(store.root().join("blobs"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn imports_a_hugging_face_directory_then_quantizes_it() {
+        let dir = TempDir::new("create-import");
+        let store = Store::open(&dir.0).unwrap();
+        let files = upload_hf_fixture(&store);
+        let mut statuses = Vec::new();
+        let req = CreateRequest { files: files.clone(), ..CreateRequest::default() };
+        create(&store, &name("tiny"), &req, &mut |s| statuses.push(s)).unwrap();
+        assert_eq!(statuses[0], "converting model");
+        assert!(statuses[1].starts_with("creating new layer sha256:"), "{statuses:?}");
+        let spec = store.spec(&store.find(&name("tiny")).unwrap()).unwrap();
+        assert_eq!((spec.config.model_family.as_str(), spec.config.file_type.as_str()), ("qwen2", "F32"));
+        assert_eq!(spec.licenses, ["Apache License\nVersion 2.0"]);
+        let gguf = kiln_gguf::GgufFile::open(&spec.weights).unwrap();
+        assert!(gguf.get_str("tokenizer.chat_template").unwrap().is_some_and(|t| t.contains("<|im_start|>")));
+
+        let mut statuses = Vec::new();
+        let req = CreateRequest { files, quantize: Some("Q8_0".into()), ..CreateRequest::default() };
+        create(&store, &name("tiny:q8"), &req, &mut |s| statuses.push(s)).unwrap();
+        assert_eq!(statuses[..2], ["converting model", "quantizing F32 model to Q8_0"]);
+        let spec = store.spec(&store.find(&name("tiny:q8")).unwrap()).unwrap();
+        assert_eq!(spec.config.file_type, "Q8_0");
+
+        // Quantizing a library model makes new weights and keeps the parent's.
+        let req =
+            CreateRequest { from: Some("tiny".into()), quantize: Some("q4_0".into()), ..CreateRequest::default() };
+        let mut statuses = Vec::new();
+        create(&store, &name("tiny:q4"), &req, &mut |s| statuses.push(s)).unwrap();
+        assert_eq!(statuses[0], "quantizing F32 model to Q4_0");
+        assert!(statuses[1].starts_with("using existing layer"), "{statuses:?}");
+        let q4 = store.spec(&store.find(&name("tiny:q4")).unwrap()).unwrap();
+        assert_eq!(q4.config.file_type, "Q4_0");
+        assert_eq!(q4.licenses, ["Apache License\nVersion 2.0"]);
+        let parent = store.spec(&store.find(&name("tiny")).unwrap()).unwrap();
+        assert_eq!(parent.config.file_type, "F32");
+        assert_ne!(q4.weights, parent.weights);
+    }
+
+    #[test]
+    fn a_failed_import_leaves_nothing() {
+        let dir = TempDir::new("create-import-bad");
+        let store = Store::open(&dir.0).unwrap();
+        let mut files = upload_hf_fixture(&store);
+        let (config, _) = store.write_blob_bytes(br#"{"architectures": ["GPT2LMHeadModel"]}"#).unwrap();
+        files.insert("config.json".into(), config);
+        let before = blob_names(&store);
+        let req = CreateRequest { files, ..CreateRequest::default() };
+        let err = create(&store, &name("bad"), &req, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("cannot import the model: architecture GPT2LMHeadModel is not supported"), "{err}");
+        assert!(store.list().is_empty());
+        assert_eq!(blob_names(&store), before, "no converted blob, temporary file or directory is left");
+    }
+
+    #[test]
+    fn quantizes_an_uploaded_gguf_and_refuses_requantizing() {
+        let dir = TempDir::new("create-quantize-gguf");
+        let store = Store::open(&dir.0).unwrap();
+        let f32_path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kiln-models/tests/fixtures/hf/qwen2/model.gguf");
+        let (f32_blob, _) = store.write_blob(&mut std::fs::File::open(f32_path).unwrap(), None).unwrap();
+        let req = CreateRequest {
+            files: [("qwen2.gguf".to_string(), f32_blob)].into(),
+            quantize: Some("q8_0".into()),
+            ..CreateRequest::default()
+        };
+        let mut statuses = Vec::new();
+        create(&store, &name("q8"), &req, &mut |s| statuses.push(s)).unwrap();
+        assert_eq!(statuses[0], "quantizing F32 model to Q8_0");
+        let spec = store.spec(&store.find(&name("q8")).unwrap()).unwrap();
+        assert_eq!(spec.config.file_type, "Q8_0");
+
+        let again =
+            CreateRequest { from: Some("q8".into()), quantize: Some("q4_0".into()), ..CreateRequest::default() };
+        let err = create(&store, &name("q4"), &again, &mut |_| {}).unwrap_err().to_string();
+        assert!(err.contains("already quantized (Q8_0); requantizing it to Q4_0 is refused"), "{err}");
+        assert!(store.find(&name("q4")).is_err());
     }
 }

@@ -12,6 +12,7 @@ pub mod create;
 pub mod digest;
 pub mod error;
 pub mod gguf_info;
+pub mod import;
 pub mod license;
 pub mod manifest;
 pub mod modelfile;

@@ -131,7 +131,8 @@ impl Store {
             let Ok(rd) = fs::read_dir(&dir) else { continue };
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                    let _ = fs::remove_file(e.path());
+                    // Directories are model directories assembled for an import.
+                    let _ = if e.path().is_dir() { fs::remove_dir_all(e.path()) } else { fs::remove_file(e.path()) };
                 }
             }
         }
@@ -194,6 +195,29 @@ impl Store {
         }
         fs::rename(temp, &path).map_err(LibraryError::io(&path))?;
         sync_dir(&path).map_err(LibraryError::io(&path))
+    }
+
+    /// Stores as a blob what `produce` writes, hashed on the way. If `produce` fails nothing
+    /// is kept. Returns the digest and size.
+    pub fn write_blob_from<E: From<LibraryError>>(
+        &self,
+        produce: impl FnOnce(&mut dyn Write) -> Result<(), E>,
+    ) -> Result<(Digest, u64), E> {
+        let temp = self.temp_path();
+        let result = (|| {
+            let file = File::create(&temp).map_err(LibraryError::io(&temp))?;
+            let mut out = HashingWriter { inner: std::io::BufWriter::new(file), hasher: Sha256::new(), size: 0 };
+            produce(&mut out)?;
+            let file = out.inner.into_inner().map_err(|e| LibraryError::io(&temp)(e.into_error()))?;
+            file.sync_all().map_err(LibraryError::io(&temp))?;
+            let digest = Digest::from_hasher(out.hasher);
+            self.install_verified(&temp, &digest)?;
+            Ok((digest, out.size))
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
     }
 
     pub fn write_blob_bytes(&self, bytes: &[u8]) -> Result<(Digest, u64), LibraryError> {
@@ -388,6 +412,26 @@ impl Store {
     }
 }
 
+/// A writer that hashes and counts what passes through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    size: u64,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.size += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
 /// sha256 of a file's contents.
 pub fn hash_file(path: &Path) -> Result<Digest, LibraryError> {
     let mut f = File::open(path).map_err(LibraryError::io(path))?;
@@ -463,6 +507,34 @@ mod tests {
         let store = Store::open(&dir.0).unwrap();
         let err = store.write_blob(&mut Broken(1000), None).unwrap_err();
         assert!(err.to_string().contains("connection reset"), "{err}");
+        assert_eq!(blob_count(&store), 0);
+    }
+
+    #[test]
+    fn produced_blobs_are_hashed_and_failures_keep_nothing() {
+        let dir = TempDir::new("produce");
+        let store = Store::open(&dir.0).unwrap();
+        let (d, n) = store.write_blob_from(|out| out.write_all(b"converted").map_err(LibraryError::io("x"))).unwrap();
+        assert_eq!((d, n), (Digest::of_bytes(b"converted"), 9));
+        assert_eq!(fs::read(store.blob_path(&d)).unwrap(), b"converted");
+        let err = store
+            .write_blob_from(|out| {
+                out.write_all(b"half").map_err(LibraryError::io("x"))?;
+                Err(LibraryError::NotFound("the rest".into()))
+            })
+            .unwrap_err();
+        assert!(err.to_string().contains("the rest"), "{err}");
+        assert_eq!(blob_count(&store), 1);
+    }
+
+    #[test]
+    fn stale_temporary_files_and_directories_go_at_open() {
+        let dir = TempDir::new("stale");
+        let store = Store::open(&dir.0).unwrap();
+        fs::create_dir_all(store.temp_path().join("sub")).unwrap();
+        fs::write(store.temp_path(), b"partial").unwrap();
+        drop(store);
+        let store = Store::open(&dir.0).unwrap();
         assert_eq!(blob_count(&store), 0);
     }
 

@@ -12,7 +12,7 @@ use axum::Json;
 use futures_util::StreamExt;
 use kiln_library::create::{create, CreateError, CreateRequest};
 use kiln_library::{pull, Digest, LibraryError, ModelName, PullConfig, PullError, PullProgress};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -43,15 +43,54 @@ struct CreateBody {
     request: CreateRequest,
 }
 
-/// Status lines as Ollama streams them, or the last one alone.
-fn statuses(lines: Vec<String>, stream: bool) -> Response {
-    if !stream {
-        return Json(json!({ "status": lines.last().cloned().unwrap_or_default() })).into_response();
-    }
-    let body: String = lines.iter().map(|s| json!({ "status": s }).to_string() + "\n").collect();
-    ([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response()
+/// One status line of a create, as Ollama streams them.
+#[derive(Serialize)]
+struct Status {
+    status: String,
 }
 
+type Events<T> = tokio::sync::mpsc::UnboundedReceiver<Result<T, ApiError>>;
+
+/// The last event, once `rx` is done; the first error if one comes.
+async fn last_event<T>(first: T, mut rx: Events<T>) -> Result<T, ApiError> {
+    let mut last = first;
+    while let Some(ev) = rx.recv().await {
+        last = ev?;
+    }
+    Ok(last)
+}
+
+/// An NDJSON response: `first`, then what `rx` yields as it comes, an error as an
+/// `{"error": ...}` line. `guard` lives as long as the response body.
+fn ndjson_stream<T, G>(first: Vec<T>, rx: Events<T>, guard: G) -> Response
+where
+    T: Serialize + Send + 'static,
+    G: Send + 'static,
+{
+    let pending: std::collections::VecDeque<T> = first.into();
+    let stream = futures_util::stream::unfold((pending, rx, guard), |(mut pending, mut rx, guard)| async move {
+        let line = match pending.pop_front() {
+            Some(ev) => serde_json::to_string(&ev).unwrap_or_default(),
+            None => match rx.recv().await? {
+                Ok(ev) => serde_json::to_string(&ev).unwrap_or_default(),
+                Err(e) => json!({ "error": e.message }).to_string(),
+            },
+        };
+        Some((Ok::<_, std::convert::Infallible>(line + "\n"), (pending, rx, guard)))
+    });
+    ([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response()
+}
+
+fn create_error(e: CreateError) -> ApiError {
+    match e {
+        CreateError::Invalid(m) => ApiError::bad_request(m),
+        CreateError::Library(e) => library_error(e),
+    }
+}
+
+/// Creates a model, streaming Ollama's status lines as they happen (an import can take
+/// minutes). The answer waits for the first status of the create itself, which comes after
+/// the request is checked, so a refused request is a plain 400 or 404.
 pub async fn create_model(State(state): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let req: CreateBody = parse_json(&body)?;
     let name = model_name(&req.model)?;
@@ -59,16 +98,20 @@ pub async fn create_model(State(state): State<AppState>, body: Bytes) -> Result<
         kiln_engine::prompt::check_template(t).map_err(|e| ApiError::bad_request(e.to_string()))?;
     }
     let store = state.registry.store()?.clone();
-    let lines = blocking(move || {
-        let mut lines = vec!["parsing modelfile".to_string()];
-        create(&store, &name, &req.request, &mut |s| lines.push(s)).map(|_| lines)
-    })
-    .await?
-    .map_err(|e| match e {
-        CreateError::Invalid(m) => ApiError::bad_request(m),
-        CreateError::Library(e) => library_error(e),
-    })?;
-    Ok(statuses(lines, req.stream.unwrap_or(true)))
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Result<Status, ApiError>>();
+    let request = req.request;
+    tokio::task::spawn_blocking(move || {
+        let result = create(&store, &name, &request, &mut |status| drop(tx.send(Ok(Status { status }))));
+        if let Err(e) = result {
+            let _ = tx.send(Err(create_error(e)));
+        }
+    });
+    let first = rx.recv().await.unwrap_or_else(|| Err(ApiError::internal("the create stopped")))?;
+    if !req.stream.unwrap_or(true) {
+        return Ok(Json(last_event(first, rx).await?).into_response());
+    }
+    let parsing = Status { status: "parsing modelfile".into() };
+    Ok(ndjson_stream(vec![parsing, first], rx, ()))
 }
 
 #[derive(Deserialize)]
@@ -210,25 +253,11 @@ pub async fn pull_model(State(state): State<AppState>, body: Bytes) -> Result<Re
     let guard = CancelOnDrop(cancel);
     let first = rx.recv().await.unwrap_or_else(|| Err(ApiError::internal("the pull stopped")))?;
     if !req.stream.unwrap_or(true) {
-        let mut last = first;
-        while let Some(ev) = rx.recv().await {
-            last = ev?;
-        }
+        let last = last_event(first, rx).await;
         drop(guard);
-        return Ok(Json(last).into_response());
+        return Ok(Json(last?).into_response());
     }
-    let stream = futures_util::stream::unfold((Some(Ok(first)), rx, guard), |(pending, mut rx, guard)| async move {
-        let ev = match pending {
-            Some(ev) => ev,
-            None => rx.recv().await?,
-        };
-        let line = match ev {
-            Ok(p) => serde_json::to_string(&p).unwrap_or_default(),
-            Err(e) => json!({ "error": e.message }).to_string(),
-        };
-        Some((Ok::<_, std::convert::Infallible>(line + "\n"), (None, rx, guard)))
-    });
-    Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], Body::from_stream(stream)).into_response())
+    Ok(ndjson_stream(vec![first], rx, guard))
 }
 
 #[cfg(test)]
@@ -255,11 +284,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn status_lines_stream_or_collapse() {
-        let lines = || vec!["parsing modelfile".to_string(), "success".to_string()];
-        assert_eq!(body_text(statuses(lines(), false)).await, r#"{"status":"success"}"#);
-        let streamed = body_text(statuses(lines(), true)).await;
+    async fn events_stream_as_ndjson_until_an_error() {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(Ok(Status { status: "converting model".into() })).unwrap();
+        tx.send(Err(ApiError::bad_request("cannot import the model: no"))).unwrap();
+        drop(tx);
+        let streamed = body_text(ndjson_stream(vec![Status { status: "parsing modelfile".into() }], rx, ())).await;
         let parsed: Vec<Value> = streamed.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-        assert_eq!(parsed, [json!({"status":"parsing modelfile"}), json!({"status":"success"})]);
+        assert_eq!(
+            parsed,
+            [
+                json!({"status": "parsing modelfile"}),
+                json!({"status": "converting model"}),
+                json!({"error": "cannot import the model: no"}),
+            ]
+        );
+
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tx.send(Ok(Status { status: "success".into() })).unwrap();
+        drop(tx);
+        let last = last_event(Status { status: "writing manifest".into() }, rx).await.unwrap();
+        assert_eq!(last.status, "success");
     }
 }

@@ -60,6 +60,10 @@ pub struct CreateArgs {
     /// The Modelfile to read.
     #[arg(short = 'f', long = "file", default_value = "Modelfile")]
     pub file: PathBuf,
+    /// Quantize the weights: q8_0, q4_0, q4_K_M, q5_K_M, q6_K, f16 or f32 (F32, F16 and BF16
+    /// weights are kept as they are otherwise).
+    #[arg(short = 'q', long)]
+    pub quantize: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -1,5 +1,6 @@
-//! `kiln create NAME -f Modelfile`: the Modelfile read here, its weights uploaded as a blob
-//! unless the server has them, and the rest sent to `/api/create`.
+//! `kiln create NAME -f Modelfile [--quantize q4_K_M]`: the Modelfile read here, its weights
+//! (a GGUF file, or each file of a Hugging Face model directory) uploaded as blobs unless the
+//! server has them, and the rest sent to `/api/create`, which converts and quantizes.
 
 use super::text;
 use crate::cli::CreateArgs;
@@ -17,6 +18,8 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, PartialEq)]
 enum Source {
     File(PathBuf),
+    /// A Hugging Face model directory (safetensors weights beside `config.json`).
+    Directory(PathBuf),
     Model(String),
 }
 
@@ -34,7 +37,13 @@ fn source(from: &str, modelfile_dir: &Path) -> Result<Source> {
         None => modelfile_dir.join(from),
     };
     if path.is_dir() {
-        bail!("FROM {from}: importing safetensors is not supported yet; convert the model to GGUF first");
+        if !kiln_convert::is_model_dir(&path) {
+            bail!(
+                "FROM {from}: {} is not a Hugging Face model directory (config.json and *.safetensors)",
+                path.display()
+            );
+        }
+        return Ok(Source::Directory(path));
     }
     if path.is_file() {
         return Ok(Source::File(path));
@@ -63,15 +72,32 @@ impl Read for Counting<'_> {
     }
 }
 
-/// Sends a GGUF file to the server unless it has it already; returns its digest.
-fn upload(client: &Client, path: &Path) -> Result<Digest> {
+/// Fails unless `path` starts with the GGUF magic.
+fn check_gguf(path: &Path) -> Result<()> {
     let mut magic = [0u8; 4];
     std::fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut magic))
         .with_context(|| format!("reading {}", path.display()))?;
     if &magic != b"GGUF" {
-        bail!("{} is not a GGUF file; only GGUF models can be imported", path.display());
+        bail!("{} is not a GGUF file; import a GGUF file or a Hugging Face model directory", path.display());
     }
+    Ok(())
+}
+
+/// The `files` of `/api/create` for a model directory: each file the conversion reads,
+/// uploaded, by its path inside the directory.
+fn upload_directory(client: &Client, dir: &Path) -> Result<Map<String, Value>> {
+    let mut files = Map::new();
+    for rel in kiln_convert::model_files(dir)? {
+        let digest = upload(client, &dir.join(&rel))?;
+        let name = rel.components().map(|c| c.as_os_str().to_string_lossy()).collect::<Vec<_>>().join("/");
+        files.insert(name, digest.to_string().into());
+    }
+    Ok(files)
+}
+
+/// Sends a file to the server unless it has it already; returns its digest.
+fn upload(client: &Client, path: &Path) -> Result<Digest> {
     let digest = kiln_library::store::hash_file(path)?;
     let blob = format!("/api/blobs/{digest}");
     if client.exists(&blob)? {
@@ -121,6 +147,7 @@ pub fn create(client: &Client, args: &CreateArgs) -> Result<()> {
     let dir = args.file.parent().unwrap_or(Path::new("."));
     match source(&mf.from, dir)? {
         Source::File(path) => {
+            check_gguf(&path)?;
             let digest = upload(client, &path)?;
             let mut name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             // The server takes the weights from the file named `.gguf` (Ollama's blobs have
@@ -130,9 +157,15 @@ pub fn create(client: &Client, args: &CreateArgs) -> Result<()> {
             }
             body.insert("files".into(), json!({ name: digest.to_string() }));
         }
+        Source::Directory(dir) => {
+            body.insert("files".into(), Value::Object(upload_directory(client, &dir)?));
+        }
         Source::Model(name) => {
             body.insert("from".into(), name.into());
         }
+    }
+    if let Some(q) = &args.quantize {
+        body.insert("quantize".into(), q.as_str().into());
     }
     body.insert("model".into(), args.name.as_str().into());
     body.insert("stream".into(), true.into());
@@ -151,11 +184,17 @@ mod tests {
     fn from_is_a_file_a_directory_or_a_name() {
         let dir = std::env::temp_dir().join(format!("kiln-create-from-{}", std::process::id()));
         std::fs::create_dir_all(dir.join("weights")).unwrap();
+        std::fs::create_dir_all(dir.join("hf")).unwrap();
+        std::fs::write(dir.join("hf/config.json"), b"{}").unwrap();
+        std::fs::write(dir.join("hf/model.safetensors"), b"").unwrap();
         std::fs::write(dir.join("m.gguf"), b"GGUF").unwrap();
         assert_eq!(source("m.gguf", &dir).unwrap(), Source::File(dir.join("m.gguf")));
         assert_eq!(source("./m.gguf", &dir).unwrap(), Source::File(dir.join("./m.gguf")));
         assert_eq!(source("smollm2:135m", &dir).unwrap(), Source::Model("smollm2:135m".into()));
-        assert!(source("./weights", &dir).unwrap_err().to_string().contains("safetensors is not supported"));
+        assert_eq!(source("./hf", &dir).unwrap(), Source::Directory(dir.join("./hf")));
+        let abs = dir.join("hf").display().to_string();
+        assert_eq!(source(&abs, Path::new("/elsewhere")).unwrap(), Source::Directory(dir.join("hf")));
+        assert!(source("./weights", &dir).unwrap_err().to_string().contains("not a Hugging Face model directory"));
         assert!(source("./gone.gguf", &dir).unwrap_err().to_string().contains("no such file"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
