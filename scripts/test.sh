@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/fetch-models.sh all >/dev/null
 export KILN_TEST_MODELS="${KILN_CACHE:-$HOME/.cache/kiln}/models"
+# The embedding model arrives as a Hugging Face checkpoint; Kiln's importer makes its GGUF.
+scripts/make-minilm-gguf.sh >/dev/null
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked --no-fail-fast
