@@ -121,3 +121,19 @@ def test_cli_creates_from_a_modelfile_next_to_the_directory(oc, tmp_path, quanti
         kiln("run", name, PROMPT, "--num-predict", "4")
     finally:
         oc.delete(name)
+
+
+def test_a_model_cards_license_id_comes_along(oc, tmp_path):
+    # A directory without a LICENSE file, whose README.md front matter names the license (as
+    # Hugging Face model cards do): the id goes into the GGUF and `kiln show --license` reads it.
+    shutil.copytree(FIXTURE / "hf", tmp_path / "hf")
+    (tmp_path / "hf" / "README.md").write_text("---\nlanguage: en\nlicense: apache-2.0\n---\n# Tiny\n")
+    (tmp_path / "Modelfile").write_text("FROM ./hf\n")
+    kiln("create", "tiny-card", "-f", str(tmp_path / "Modelfile"))
+    try:
+        info = httpx.post(URL + "/api/show", json={"model": "tiny-card"}).json()["model_info"]
+        assert info["general.license"] == "apache-2.0"
+        out = kiln("show", "tiny-card", "--license")
+        assert "Apache" in out.stdout and "does not recognise" not in out.stdout
+    finally:
+        oc.delete("tiny-card")

@@ -14,6 +14,7 @@ mod arch;
 mod config;
 mod emit;
 mod error;
+mod model_card;
 mod paths;
 mod plan;
 mod safetensors;
@@ -51,12 +52,17 @@ pub fn is_model_dir(dir: &Path) -> bool {
 /// Whether a file at the top of a model directory is one a conversion may read (weights are
 /// listed by [`safetensors::shard_paths`]).
 fn is_model_file(name: &str) -> bool {
-    name.ends_with(".json") || name.ends_with(".jinja") || name == "tokenizer.model" || name.starts_with("LICENSE")
+    name.ends_with(".json")
+        || name.ends_with(".jinja")
+        || name == "tokenizer.model"
+        || name.starts_with("LICENSE")
+        || name == "README.md"
 }
 
 /// The files of the model directory `dir` a conversion may read, relative to it and sorted:
 /// the weights (the shards the index names, else every `*.safetensors`), JSON configs, chat
-/// templates, a SentencePiece `tokenizer.model`, the license, and the `config.json` of sentence-transformers modules one
+/// templates, a SentencePiece `tokenizer.model`, the license, the model card (`README.md`, for
+/// its license id), and the `config.json` of sentence-transformers modules one
 /// directory down (`1_Pooling/config.json`). What a client uploads so that a server can
 /// convert the directory.
 pub fn model_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ConvertError> {
@@ -131,6 +137,9 @@ pub fn convert_dir(
         ("general.architecture".to_string(), kiln_gguf::Value::String(arch_name.clone())),
         ("general.type".to_string(), kiln_gguf::Value::String("model".into())),
     ];
+    if let Some(license) = model_card::license(dir) {
+        metadata.push(("general.license".to_string(), kiln_gguf::Value::String(license)));
+    }
     metadata.extend(plan.metadata);
     metadata.extend(tokenizer::metadata(dir, &config, &arch_name)?);
     let tensors = plan
@@ -209,7 +218,9 @@ mod tests {
         std::fs::write(dir.0.join(".git/config.json"), b"").unwrap();
         assert!(is_model_dir(&dir.0));
         let names: Vec<String> = model_files(&dir.0).unwrap().iter().map(|p| p.display().to_string()).collect();
-        assert_eq!(names, ["1_Pooling/config.json", "LICENSE", "config.json", "model.safetensors", "tokenizer.json"]);
+        let want =
+            ["1_Pooling/config.json", "LICENSE", "README.md", "config.json", "model.safetensors", "tokenizer.json"];
+        assert_eq!(names, want);
 
         // With an index only the shards it names are weights (Mistral's repositories also carry
         // a `consolidated.safetensors` of the same weights).
@@ -222,6 +233,7 @@ mod tests {
             [
                 "1_Pooling/config.json",
                 "LICENSE",
+                "README.md",
                 "config.json",
                 "model.safetensors",
                 "model.safetensors.index.json",
