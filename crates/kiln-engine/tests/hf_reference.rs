@@ -158,6 +158,19 @@ fn phi3_matches_transformers() {
     check("phi3");
 }
 
+/// Kiln's import keeps Mistral's sliding window (8 positions here), so the model converted
+/// from safetensors matches transformers' windowed logits at every position and its greedy
+/// continuation.
+#[test]
+fn mistral_from_safetensors_keeps_its_sliding_window() {
+    let tmp = kiln_testdata::TempDir::new("hf-reference-mistral");
+    std::fs::create_dir_all(&tmp.0).unwrap();
+    let weights = tmp.0.join("mistral.gguf");
+    let mut out = std::fs::File::create(&weights).unwrap();
+    kiln_convert::convert_dir(&fixture_dir("mistral").join("hf"), &mut out, None, &mut |_| {}).unwrap();
+    check_loaded("mistral", load_weights("mistral", &weights, 256));
+}
+
 /// Kiln's conversion of each safetensors directory, run as llama.cpp's conversion is above.
 #[test]
 fn models_converted_from_safetensors_match_transformers() {

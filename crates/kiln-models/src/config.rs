@@ -250,7 +250,8 @@ impl ModelConfig {
         };
         let sliding_window = match arch {
             // Phi 3 (mini, medium) slides every layer's window; 0 marks Phi 4's full attention.
-            Architecture::Gemma3 | Architecture::Phi3 => {
+            // Mistral's window is in `llama` files Kiln imports (llama.cpp's converter drops it).
+            Architecture::Gemma3 | Architecture::Phi3 | Architecture::Llama => {
                 opt("attention.sliding_window")?.filter(|&w| w > 0).map(|w| w as u32)
             }
             _ => None,
@@ -340,7 +341,7 @@ impl ModelConfig {
             context_length: opt("context_length")?.unwrap_or(2048),
             sliding_window,
             swa_pattern: match arch {
-                Architecture::Phi3 => 0,
+                Architecture::Phi3 | Architecture::Llama => 0,
                 _ => opt("attention.sliding_window_pattern")?.unwrap_or(6),
             },
             vocab_size,

@@ -1,5 +1,9 @@
 //! `llama`: Llama, Mistral and Mixtral (experts stacked), with q/k rows interleaved for
 //! llama.cpp's rope and Llama 3's rope scaling stored as the `rope_freqs.weight` tensor.
+//!
+//! One key more than llama.cpp's converter writes: Mistral's `sliding_window` as
+//! `llama.attention.sliding_window` (llama.cpp drops it, and runs Mistral 7B v0.1 with full
+//! attention past its 4096-token window); Kiln's `llama` honours the key.
 
 use kiln_gguf::Value;
 
@@ -15,6 +19,9 @@ pub(crate) fn plan(config: &HfConfig, m: &mut Mapper) -> Result<ModelPlan, Conve
     base_metadata(&mut plan, "llama", config)?;
     plan.set("llama.vocab_size", Value::U32(d.vocab as u32));
     plan.set("llama.rope.dimension_count", Value::U32(d.head_dim as u32));
+    if let Some(window) = config.opt_u32("sliding_window")?.filter(|&w| w > 0) {
+        plan.set("llama.attention.sliding_window", Value::U32(window));
+    }
     if config.rope_type().is_some_and(|t| t.eq_ignore_ascii_case("llama3")) {
         m.add(&mut plan, "rope_freqs.weight", Source::Values(llama3_rope_factors(config, d.head_dim)?))?;
     }
