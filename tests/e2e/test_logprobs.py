@@ -24,7 +24,7 @@ def oc():
 
 
 @pytest.fixture(scope="module")
-def ai():
+def oai():
     return openai.OpenAI(base_url=URL + "/v1", api_key="x")
 
 
@@ -45,8 +45,8 @@ def check_entries(entries, top_n, text, chosen_is_best):
             assert tops[0].token == e.token and math.isclose(tops[0].logprob, e.logprob)
 
 
-def test_openai_chat_logprobs(ai):
-    r = ai.chat.completions.create(
+def test_openai_chat_logprobs(oai):
+    r = oai.chat.completions.create(
         model=MODEL,
         messages=[{"role": "user", "content": "Name a colour."}],
         temperature=0,
@@ -61,7 +61,7 @@ def test_openai_chat_logprobs(ai):
     assert len(choice.logprobs.content) == r.usage.completion_tokens
 
 
-def test_openai_chat_logprobs_streamed_match_the_whole_answer(ai):
+def test_openai_chat_logprobs_streamed_match_the_whole_answer(oai):
     args = dict(
         model=MODEL,
         messages=[{"role": "user", "content": "Name a colour."}],
@@ -70,24 +70,24 @@ def test_openai_chat_logprobs_streamed_match_the_whole_answer(ai):
         logprobs=True,
         top_logprobs=2,
     )
-    whole = ai.chat.completions.create(**args).choices[0].logprobs.content
+    whole = oai.chat.completions.create(**args).choices[0].logprobs.content
     streamed = []
-    for chunk in ai.chat.completions.create(stream=True, **args):
+    for chunk in oai.chat.completions.create(stream=True, **args):
         for c in chunk.choices:
             if c.logprobs and c.logprobs.content:
                 streamed.extend(c.logprobs.content)
     assert [(e.token, e.logprob) for e in streamed] == [(e.token, e.logprob) for e in whole]
 
 
-def test_openai_chat_without_logprobs_reports_none(ai):
-    r = ai.chat.completions.create(
+def test_openai_chat_without_logprobs_reports_none(oai):
+    r = oai.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], temperature=0, max_tokens=2
     )
     assert r.choices[0].logprobs is None
 
 
-def test_openai_completion_legacy_logprobs(ai):
-    r = ai.completions.create(model=MODEL, prompt=PROMPT, temperature=0, max_tokens=5, logprobs=2)
+def test_openai_completion_legacy_logprobs(oai):
+    r = oai.completions.create(model=MODEL, prompt=PROMPT, temperature=0, max_tokens=5, logprobs=2)
     lp = r.choices[0].logprobs
     assert len(lp.tokens) == len(lp.token_logprobs) == len(lp.top_logprobs) == len(lp.text_offset) == 5
     assert "".join(lp.tokens) == r.choices[0].text
@@ -98,9 +98,9 @@ def test_openai_completion_legacy_logprobs(ai):
         assert token not in top or top[token] == pytest.approx(logprob)
 
 
-def test_openai_completion_streamed_offsets_continue(ai):
+def test_openai_completion_streamed_offsets_continue(oai):
     tokens, offsets = [], []
-    for chunk in ai.completions.create(
+    for chunk in oai.completions.create(
         model=MODEL, prompt=PROMPT, temperature=0, max_tokens=5, logprobs=0, stream=True
     ):
         for c in chunk.choices:
@@ -159,9 +159,9 @@ def kiln_tokenize(text):
     return json.loads(out)
 
 
-def test_logit_bias_bans_and_forces_tokens(ai):
+def test_logit_bias_bans_and_forces_tokens(oai):
     def complete(bias):
-        r = ai.completions.create(model=MODEL, prompt=PROMPT, temperature=0, max_tokens=4, logit_bias=bias)
+        r = oai.completions.create(model=MODEL, prompt=PROMPT, temperature=0, max_tokens=4, logit_bias=bias)
         return r.choices[0].text
 
     free = complete({})
@@ -178,11 +178,11 @@ def test_logit_bias_out_of_range_or_unknown_token_is_refused():
         assert httpx.post(URL + "/v1/completions", json=body).status_code == 400, bias
 
 
-def test_completion_echo_prepends_the_prompt(ai):
+def test_completion_echo_prepends_the_prompt(oai):
     args = dict(model=MODEL, prompt=PROMPT, temperature=0, max_tokens=4)
-    plain = ai.completions.create(**args).choices[0].text
-    assert ai.completions.create(echo=True, **args).choices[0].text == PROMPT + plain
-    streamed = "".join(c.choices[0].text for c in ai.completions.create(echo=True, stream=True, **args) if c.choices)
+    plain = oai.completions.create(**args).choices[0].text
+    assert oai.completions.create(echo=True, **args).choices[0].text == PROMPT + plain
+    streamed = "".join(c.choices[0].text for c in oai.completions.create(echo=True, stream=True, **args) if c.choices)
     assert streamed == PROMPT + plain
 
 
@@ -199,11 +199,11 @@ def metric(name):
     raise AssertionError(f"no metric {name}")
 
 
-def test_n_choices_compute_the_prompt_once(ai):
+def test_n_choices_compute_the_prompt_once(oai):
     # A question no earlier test sent.
     prompt = "Write a short poem about the number 7321 and the sea, in the style of a sailor's song."
     before = (metric("kiln_prompt_tokens_total"), metric("kiln_prompt_tokens_cached_total"))
-    r = ai.chat.completions.create(
+    r = oai.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": prompt}], max_tokens=6, n=4, seed=3, temperature=1.2
     )
     assert [c.index for c in r.choices] == [0, 1, 2, 3]
@@ -219,20 +219,20 @@ def test_n_choices_compute_the_prompt_once(ai):
     assert cached == r.usage.prompt_tokens_details.cached_tokens + 3 * ((n_prompt - 1) // 16 * 16)
 
 
-def test_n_choices_greedy_are_identical_and_seeded_differ(ai):
+def test_n_choices_greedy_are_identical_and_seeded_differ(oai):
     args = dict(model=MODEL, prompt="Once upon a time", max_tokens=12)
-    greedy = ai.completions.create(n=2, temperature=0, **args).choices
+    greedy = oai.completions.create(n=2, temperature=0, **args).choices
     assert greedy[0].text == greedy[1].text
-    seeded = ai.completions.create(n=4, temperature=1.5, seed=11, **args).choices
+    seeded = oai.completions.create(n=4, temperature=1.5, seed=11, **args).choices
     assert len({c.text for c in seeded}) > 1
-    again = ai.completions.create(n=4, temperature=1.5, seed=11, **args).choices
+    again = oai.completions.create(n=4, temperature=1.5, seed=11, **args).choices
     assert [c.text for c in again] == [c.text for c in seeded]
 
 
-def test_n_choices_stream_with_their_indexes(ai):
+def test_n_choices_stream_with_their_indexes(oai):
     texts = {}
     finished = set()
-    for chunk in ai.chat.completions.create(
+    for chunk in oai.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=5, n=3, temperature=0, stream=True
     ):
         for c in chunk.choices:

@@ -144,23 +144,23 @@ impl Scheduler {
         Ok(())
     }
 
-    /// Queues another answer to the prompt of request `leader` (added before, with the same
-    /// prompt): it starts once the leader's prompt is computed, from the leader's full blocks.
-    /// A leader that is gone (finished, failed, cancelled) releases its forks at once.
+    /// Queues another answer to the prompt of request `parent` (added before, with the same
+    /// prompt): it starts once the parent's prompt is computed, from the parent's full blocks.
+    /// A parent that is gone (finished, failed, cancelled) releases its forks at once.
     pub fn add_fork(
         &mut self,
         id: u64,
-        leader: u64,
+        parent: u64,
         prompt: Vec<u32>,
         opts: &GenerateOptions,
         num_ctx: usize,
     ) -> Result<(), EngineError> {
         let r = self.request(id, prompt, opts, num_ctx)?;
-        self.forks.push((leader, r));
+        self.forks.push((parent, r));
         Ok(())
     }
 
-    /// Moves the forks whose leader has computed its prompt, or is gone, to the front of the
+    /// Moves the forks whose parent has computed its prompt, or is gone, to the front of the
     /// queue, in the order they were added.
     fn release_forks(&mut self) {
         let computing = |id: u64| {

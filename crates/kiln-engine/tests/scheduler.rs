@@ -320,7 +320,7 @@ fn forks_compute_the_prompt_once_and_answer_with_their_own_random_streams() {
     let prompt: Vec<u32> = e.tokenizer().encode(&"Tell me a story about a dragon. ".repeat(6), true, true);
     assert!(prompt.len() > 40, "the prompt fills several blocks");
     let mut s = Scheduler::new(e, SchedulerConfig { max_running: 8, step_tokens: 512 });
-    // Every fork holds the leader's full blocks; only what follows them is computed again.
+    // Every fork holds the parent's full blocks; only what follows them is computed again.
     let shared = (prompt.len() - 1) / 16 * 16;
 
     let seeded = |seed| GenerateOptions {
@@ -347,7 +347,7 @@ fn forks_compute_the_prompt_once_and_answer_with_their_own_random_streams() {
     let texts: std::collections::HashSet<&str> = done.values().map(|(t, _)| t.as_str()).collect();
     assert!(texts.len() > 1, "four seeded answers are all {texts:?}");
 
-    // Greedy forks answer exactly as the leader does.
+    // Greedy forks answer exactly as the parent does.
     s.add(10, prompt.clone(), &greedy(12), 4096).unwrap();
     s.add_fork(11, 10, prompt.clone(), &greedy(12), 4096).unwrap();
     let done = run_all(&mut s);

@@ -1,5 +1,5 @@
 //! Several answers to one request (OpenAI's `n`). Each choice is its own request to the model
-//! thread with its own random stream; the first one the thread takes leads, and the others
+//! thread with its own random stream; the first one the thread queues is the parent, and the others
 //! start from its computed prompt (the scheduler's forks) instead of computing it again.
 
 use crate::error::ApiError;
@@ -9,17 +9,17 @@ use std::sync::{Arc, OnceLock};
 /// Most choices per request: each takes a sequence slot and its own KV blocks as it answers.
 pub const MAX_CHOICES: u32 = 16;
 
-/// The requests answering one prompt together; holds the leader's id once it is queued.
+/// The requests answering one prompt together; holds the parent's id once it is queued.
 #[derive(Debug, Clone, Default)]
 pub struct Siblings(Arc<OnceLock<u64>>);
 
 impl Siblings {
-    pub fn leader(&self) -> Option<u64> {
+    pub fn parent(&self) -> Option<u64> {
         self.0.get().copied()
     }
 
-    /// Makes request `id` the leader unless one was queued already.
-    pub fn lead(&self, id: u64) {
+    /// Records request `id` as the parent unless one was queued already.
+    pub fn set_parent(&self, id: u64) {
         let _ = self.0.set(id);
     }
 }
@@ -64,7 +64,7 @@ mod tests {
     }
 
     #[test]
-    fn choices_get_their_own_seeds_and_share_one_leader() {
+    fn choices_get_their_own_seeds_and_share_one_parent() {
         let mut base = RequestOptions { generate: GenerateOptions::default(), num_ctx: 8, siblings: None };
         assert!(split(base.clone(), 1)[0].siblings.is_none());
         base.generate.sampling.seed = Some(u64::MAX);
@@ -72,9 +72,9 @@ mod tests {
         let seeds: Vec<_> = choices.iter().map(|o| o.generate.sampling.seed).collect();
         assert_eq!(seeds, [Some(u64::MAX), Some(0), Some(1)]);
         let siblings: Vec<&Siblings> = choices.iter().map(|o| o.siblings.as_ref().unwrap()).collect();
-        siblings[2].lead(7);
-        siblings[0].lead(9);
-        assert_eq!(siblings.iter().map(|s| s.leader()).collect::<Vec<_>>(), [Some(7); 3]);
+        siblings[2].set_parent(7);
+        siblings[0].set_parent(9);
+        assert_eq!(siblings.iter().map(|s| s.parent()).collect::<Vec<_>>(), [Some(7); 3]);
         base.generate.sampling.seed = None;
         assert!(split(base, 2).iter().all(|o| o.generate.sampling.seed.is_none()));
     }

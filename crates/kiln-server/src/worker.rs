@@ -547,15 +547,15 @@ impl ModelThread {
         self.next_id += 1;
         let prompt_tokens = tokens.len();
         let (generate, num_ctx, siblings) = (&job.options.generate, job.options.num_ctx, &job.options.siblings);
-        let added = match siblings.as_ref().and_then(Siblings::leader) {
-            Some(leader) => scheduler.add_fork(id, leader, tokens, generate, num_ctx),
+        let added = match siblings.as_ref().and_then(Siblings::parent) {
+            Some(parent) => scheduler.add_fork(id, parent, tokens, generate, num_ctx),
             None => scheduler.add(id, tokens, generate, num_ctx),
         };
         if let Err(e) = added {
             return self.fail(&job.events, engine_error(&e));
         }
         if let Some(s) = siblings {
-            s.lead(id);
+            s.set_parent(id);
         }
         self.shared.num_ctx.store(job.options.num_ctx, Ordering::Relaxed);
         let active =
