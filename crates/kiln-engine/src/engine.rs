@@ -69,6 +69,9 @@ pub struct GenerateOptions {
     /// free. The server sets it to the closing tag when the prompt opens a thinking block,
     /// so that the thinking stays free and the grammar shapes the content after it.
     pub grammar_after: Option<String>,
+    /// Report each generated token's logprob with this many alternatives (at most
+    /// [`crate::logprobs::MAX_TOP_LOGPROBS`]); `None` reports none.
+    pub logprobs: Option<usize>,
 }
 
 /// Why generation ended.
@@ -166,6 +169,10 @@ impl Engine {
 
     /// A request's decoding state, with its grammar compiled against this vocabulary.
     pub(crate) fn generation(&self, opts: &GenerateOptions) -> Result<Generation, EngineError> {
+        let vocab = self.model.config().vocab_size;
+        if let Some(&(token, _)) = opts.sampling.logit_bias.iter().find(|(t, _)| *t as usize >= vocab) {
+            return Err(SamplingError::UnknownToken { token, vocab }.into());
+        }
         let constraint = match &opts.grammar {
             Some(grammar) => Some(self.grammar_compiler()?.compile(grammar)?),
             None => None,

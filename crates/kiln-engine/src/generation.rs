@@ -4,6 +4,7 @@
 
 use crate::constraint::{Constraint, ConstraintError};
 use crate::engine::{DoneReason, GenerateOptions};
+use crate::logprobs::TokenLogprob;
 use crate::sampler::{Sampler, SamplingError, StopMatcher, TokenMask};
 use kiln_tokenizer::DecodeState;
 use kiln_tokenizer::Tokenizer;
@@ -13,6 +14,8 @@ pub struct Generation {
     stops: StopMatcher,
     decode: DecodeState,
     max_tokens: Option<usize>,
+    /// Alternatives to report per token when logprobs are wanted.
+    logprobs: Option<usize>,
     pub generated: Vec<u32>,
     stopped_by_string: bool,
     constraint: Option<Constraint>,
@@ -30,6 +33,9 @@ pub struct Accepted {
     pub text: String,
     /// Set when the generation is over.
     pub done: Option<DoneReason>,
+    /// The token's logprob when the request asked for them; none for an end-of-generation
+    /// token, which is not part of the answer.
+    pub logprob: Option<TokenLogprob>,
 }
 
 impl Generation {
@@ -40,6 +46,7 @@ impl Generation {
             stops: StopMatcher::new(opts.stop.clone()),
             decode: DecodeState::new(false),
             max_tokens: opts.max_tokens,
+            logprobs: opts.logprobs,
             generated: Vec::new(),
             stopped_by_string: false,
             constraint,
@@ -106,8 +113,9 @@ impl Generation {
             None => self.sampler.sample(logits, tokens),
         };
         if tok.is_eog(token) {
-            return Ok(Accepted { text: String::new(), done: Some(DoneReason::Stop) });
+            return Ok(Accepted { text: String::new(), done: Some(DoneReason::Stop), logprob: None });
         }
+        let logprob = self.logprobs.map(|n| TokenLogprob::new(tok, logits, token, n));
         if let Some(c) = self.active_mut() {
             c.commit(token)?;
         }
@@ -117,14 +125,14 @@ impl Generation {
         let outcome = self.stops.push(&self.decode.push(tok, token));
         if outcome.stopped {
             self.stopped_by_string = true;
-            return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop) });
+            return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop), logprob });
         }
         if self.active().is_some_and(Constraint::is_finished) {
-            return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop) });
+            return Ok(Accepted { text: outcome.emit, done: Some(DoneReason::Stop), logprob });
         }
         // Stop before computing logits nobody will sample from.
         let done = (!self.wants_more() || tokens.len() >= max_ctx).then_some(DoneReason::Length);
-        Ok(Accepted { text: outcome.emit, done })
+        Ok(Accepted { text: outcome.emit, done, logprob })
     }
 
     /// Text still held back when the generation ends (an incomplete character, a partial

@@ -6,6 +6,7 @@ pub mod constraint;
 pub mod embedder;
 pub mod engine;
 pub mod generation;
+pub mod logprobs;
 pub mod prompt;
 pub mod reasoning;
 pub mod sampler;

@@ -23,8 +23,10 @@
 //!
 //! Stop strings are matched by [`StopMatcher`].
 
+mod bias;
 mod stop;
 
+pub use bias::MAX_BIAS;
 pub use stop::{StopMatcher, StopOutcome};
 
 use std::cmp::Ordering;
@@ -58,6 +60,9 @@ pub struct SamplingParams {
     /// Fixes the random stream: the same seed and inputs give the same tokens. `None` seeds
     /// from the clock.
     pub seed: Option<u64>,
+    /// OpenAI-style offsets for token ids' logits, applied before everything else; a bias of
+    /// `-MAX_BIAS` bans the token.
+    pub logit_bias: Vec<(u32, f32)>,
 }
 
 impl SamplingParams {
@@ -94,6 +99,9 @@ impl SamplingParams {
         {
             check(name, value, value.is_finite(), "a finite number (0 = off)")?;
         }
+        for &(_, b) in &self.logit_bias {
+            check("logit_bias", b, (-MAX_BIAS..=MAX_BIAS).contains(&b), "a number in [-100, 100]")?;
+        }
         Ok(())
     }
 
@@ -116,6 +124,7 @@ impl Default for SamplingParams {
             presence_penalty: 0.0,
             frequency_penalty: 0.0,
             seed: None,
+            logit_bias: Vec::new(),
         }
     }
 }
@@ -125,6 +134,8 @@ impl Default for SamplingParams {
 pub enum SamplingError {
     #[error("invalid sampling parameter {name} = {value}: expected {expected}")]
     InvalidParameter { name: &'static str, value: f32, expected: &'static str },
+    #[error("invalid token id {token} in logit_bias: the vocabulary has {vocab} tokens")]
+    UnknownToken { token: u32, vocab: usize },
 }
 
 /// A token still in the running, with its (possibly penalised and tempered) logit and, once
@@ -191,12 +202,13 @@ impl Sampler {
     /// [`Sampler::candidates`] among the tokens `allowed` allows. The mask comes first, so
     /// penalties, top-k and top-p only ever rank tokens the constraint permits.
     pub fn candidates_masked(&mut self, logits: &[f32], history: &[u32], allowed: Option<TokenMask>) -> &[Candidate] {
-        let logits = if allowed.is_some() || self.params.penalties_enabled() {
+        let logits = if allowed.is_some() || self.params.penalties_enabled() || !self.params.logit_bias.is_empty() {
             self.logits.clear();
             self.logits.extend_from_slice(logits);
             if let Some(mask) = allowed {
                 mask.apply(&mut self.logits);
             }
+            bias::apply(&mut self.logits, &self.params.logit_bias);
             apply_penalties(&mut self.logits, history, &self.params, &mut self.window);
             &self.logits[..]
         } else {

@@ -12,10 +12,16 @@
 //! request starts from the longest run of cached blocks matching its tokens, so a shared
 //! system prompt or chat history is computed once. Only full, immutable blocks are shared;
 //! a sequence writes only into blocks it holds alone, so sequences never need copy-on-write.
+//!
+//! Several answers to one prompt (OpenAI's `n`) are forks: each fork waits until the first
+//! answer's prompt is computed and then starts from its published full blocks. The prompt's
+//! last, partial block is not shared (its holder writes the next tokens into it): each fork
+//! computes those few tokens (fewer than a block) again into a block of its own.
 
 use crate::block_manager::chain_hash;
 use crate::engine::{DoneReason, Engine, EngineError, GenerateOptions, GenerationStats};
 use crate::generation::Generation;
+use crate::logprobs::TokenLogprob;
 use crate::sequence::Sequence;
 use kiln_models::Batch;
 use std::collections::VecDeque;
@@ -30,10 +36,14 @@ pub struct SchedulerConfig {
     pub step_tokens: usize,
 }
 
-/// What a request hears back, in order: any number of `Text`, then one `Done` or `Failed`.
+/// What a request hears back, in order: any number of `Text` and `Logprob`, then one `Done`
+/// or `Failed`.
 #[derive(Debug)]
 pub enum Event {
     Text(String),
+    /// A generated token's logprob, when the request asked for them; it comes before the
+    /// text the token completes (which stop strings and split characters may hold back).
+    Logprob(TokenLogprob),
     Done(GenerationStats),
     /// Shared: one failed step fails every request in it.
     Failed(Arc<EngineError>),
@@ -67,6 +77,8 @@ pub struct Scheduler {
     config: SchedulerConfig,
     waiting: VecDeque<Request>,
     running: Vec<Request>,
+    /// Forks waiting for the prompt of the request they follow (its id first) to be computed.
+    forks: Vec<(u64, Request)>,
 }
 
 /// Counts for metrics and tests.
@@ -83,7 +95,7 @@ pub struct SchedulerStats {
 impl Scheduler {
     pub fn new(engine: Engine, config: SchedulerConfig) -> Scheduler {
         let config = SchedulerConfig { max_running: config.max_running.max(1), step_tokens: config.step_tokens.max(1) };
-        Scheduler { engine, config, waiting: VecDeque::new(), running: Vec::new() }
+        Scheduler { engine, config, waiting: VecDeque::new(), running: Vec::new(), forks: Vec::new() }
     }
 
     pub fn engine(&self) -> &Engine {
@@ -102,14 +114,14 @@ impl Scheduler {
     }
 
     pub fn is_idle(&self) -> bool {
-        self.waiting.is_empty() && self.running.is_empty()
+        self.waiting.is_empty() && self.running.is_empty() && self.forks.is_empty()
     }
 
     pub fn stats(&self) -> SchedulerStats {
         let b = self.engine.block_stats();
         let (prefix_hits, prefix_lookups) = b.cache_hits();
         SchedulerStats {
-            waiting: self.waiting.len(),
+            waiting: self.waiting.len() + self.forks.len(),
             running: self.running.len(),
             blocks_used: b.n_used(),
             blocks_free: b.n_free(),
@@ -127,6 +139,50 @@ impl Scheduler {
         opts: &GenerateOptions,
         num_ctx: usize,
     ) -> Result<(), EngineError> {
+        let r = self.request(id, prompt, opts, num_ctx)?;
+        self.waiting.push_back(r);
+        Ok(())
+    }
+
+    /// Queues another answer to the prompt of request `parent` (added before, with the same
+    /// prompt): it starts once the parent's prompt is computed, from the parent's full blocks.
+    /// A parent that is gone (finished, failed, cancelled) releases its forks at once.
+    pub fn add_fork(
+        &mut self,
+        id: u64,
+        parent: u64,
+        prompt: Vec<u32>,
+        opts: &GenerateOptions,
+        num_ctx: usize,
+    ) -> Result<(), EngineError> {
+        let r = self.request(id, prompt, opts, num_ctx)?;
+        self.forks.push((parent, r));
+        Ok(())
+    }
+
+    /// Moves the forks whose parent has computed its prompt, or is gone, to the front of the
+    /// queue, in the order they were added.
+    fn release_forks(&mut self) {
+        let computing = |id: u64| {
+            self.waiting.iter().any(|r| r.id == id)
+                || self.running.iter().any(|r| r.id == id && r.first_sample.is_none())
+        };
+        let (ready, still): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.forks).into_iter().partition(|(l, _)| !computing(*l));
+        self.forks = still;
+        for (_, r) in ready.into_iter().rev() {
+            self.waiting.push_front(r);
+        }
+    }
+
+    /// A request ready to queue, checked so that one that can never run fails at once.
+    fn request(
+        &self,
+        id: u64,
+        prompt: Vec<u32>,
+        opts: &GenerateOptions,
+        num_ctx: usize,
+    ) -> Result<Request, EngineError> {
         if num_ctx == 0 {
             return Err(EngineError::ZeroContext);
         }
@@ -144,7 +200,7 @@ impl Scheduler {
         let gen = self.engine.generation(opts)?;
         let n_prompt = prompt.len();
         let seq = Sequence { tokens: prompt, ..Sequence::default() };
-        self.waiting.push_back(Request {
+        Ok(Request {
             id,
             seq,
             hashes: Vec::new(),
@@ -156,12 +212,12 @@ impl Scheduler {
             first_sample: None,
             prompt_eval_duration: Duration::ZERO,
             preemptions: 0,
-        });
-        Ok(())
+        })
     }
 
     /// Drops a request (its client left): its blocks are free at once.
     pub fn cancel(&mut self, id: u64) {
+        self.forks.retain(|(_, r)| r.id != id);
         if let Some(i) = self.waiting.iter().position(|r| r.id == id) {
             if let Some(mut r) = self.waiting.remove(i) {
                 r.seq.clear(self.engine.blocks());
@@ -195,6 +251,7 @@ impl Scheduler {
 
     /// Moves waiting requests into the running set while there is room for their prompts.
     fn admit(&mut self, events: &mut Vec<(u64, Event)>) {
+        self.release_forks();
         while self.running.len() < self.config.max_running {
             let Some(mut r) = self.waiting.pop_front() else { break };
             self.attach_cached_prefix(&mut r);
@@ -343,6 +400,9 @@ impl Scheduler {
                     continue;
                 }
             };
+            if let Some(lp) = accepted.logprob {
+                events.push((r.id, Event::Logprob(lp)));
+            }
             if !accepted.text.is_empty() {
                 events.push((r.id, Event::Text(accepted.text)));
             }

@@ -102,6 +102,7 @@ fn check_loaded(arch: &str, (reference, mut engine): (Reference, Engine)) {
         stop: vec![],
         grammar: None,
         grammar_after: None,
+        logprobs: None,
     };
     let stats = engine.generate(&mut seq, &opts, &mut |_| true).unwrap();
     // transformers generated past the end-of-turn token; Kiln stops there.

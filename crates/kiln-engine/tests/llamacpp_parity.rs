@@ -116,6 +116,7 @@ fn check_model(model_file: &str, fixture_file: &str) {
             stop: vec![],
             grammar: None,
             grammar_after: None,
+            logprobs: None,
         };
         let mut seq = Sequence::default();
         engine.set_tokens(&mut seq, &prompt_tokens).unwrap();

@@ -23,6 +23,7 @@ fn greedy(max_tokens: usize) -> GenerateOptions {
         stop: vec![],
         grammar: None,
         grammar_after: None,
+        logprobs: None,
     }
 }
 
@@ -53,6 +54,7 @@ fn run_all(s: &mut Scheduler) -> HashMap<u64, (String, GenerationStats)> {
         for (id, ev) in s.step() {
             match ev {
                 Event::Text(t) => text.entry(id).or_default().push_str(&t),
+                Event::Logprob(_) => {}
                 Event::Done(st) => {
                     done.insert(id, (text.remove(&id).unwrap_or_default(), st));
                 }
@@ -250,4 +252,105 @@ fn a_grammar_after_a_closing_text_leaves_what_comes_before_free() {
         text.strip_prefix(closing.as_str()).unwrap_or_else(|| panic!("{text:?} does not start with {closing:?}"));
     assert!(rest.len() == 3 && rest.bytes().all(|b| b.is_ascii_digit()), "{text:?}");
     assert_eq!(st.done_reason, kiln_engine::DoneReason::Stop);
+}
+
+/// Log-softmax computed here, in f64, independently of the engine's.
+fn log_softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max) as f64;
+    let lse = max + logits.iter().map(|&l| (l as f64 - max).exp()).sum::<f64>().ln();
+    logits.iter().map(|&l| l as f64 - lse).collect()
+}
+
+#[test]
+fn reported_logprobs_are_the_log_softmax_of_the_logits_at_each_position() {
+    let Some(e) = engine(1024) else { return };
+    let prompt = e.tokenizer().encode("The three primary colours are", true, true);
+    let mut s = Scheduler::new(e, SchedulerConfig { max_running: 1, step_tokens: 512 });
+    // Sampled, with penalties: the logprobs still describe the raw logits.
+    let sampling = SamplingParams { seed: Some(7), ..SamplingParams::default() };
+    let opts = GenerateOptions { sampling, logprobs: Some(5), ..greedy(12) };
+    s.add(0, prompt.clone(), &opts, 1024).unwrap();
+    let mut reported = Vec::new();
+    let mut generated = Vec::new();
+    while !s.is_idle() {
+        for (_, ev) in s.step() {
+            match ev {
+                Event::Logprob(lp) => reported.push(lp),
+                Event::Done(st) => generated = st.generated,
+                Event::Text(_) => {}
+                Event::Failed(e) => panic!("{e}"),
+            }
+        }
+    }
+    assert!(!generated.is_empty());
+    assert_eq!(reported.iter().map(|lp| lp.chosen.token).collect::<Vec<_>>(), generated);
+
+    // Recompute the logits the way the scheduler did (the prompt in one chunk, then one token
+    // per step): a teacher-forced pass over everything at once sums in another order, and its
+    // logits differ by more than the check should allow.
+    let mut e = s.into_engine();
+    let mut seq = Sequence::default();
+    e.set_tokens(&mut seq, &prompt).unwrap();
+    let mut rows = vec![e.prefill(&mut seq).unwrap()];
+    for &t in &generated[..generated.len() - 1] {
+        seq.tokens.push(t);
+        rows.push(e.prefill(&mut seq).unwrap());
+    }
+    e.release(&mut seq);
+    for (i, lp) in reported.iter().enumerate() {
+        let row = log_softmax(&rows[i]);
+        let want = row[lp.chosen.token as usize];
+        assert!((lp.chosen.logprob as f64 - want).abs() < 1e-3, "token {i}: {} vs {want}", lp.chosen.logprob);
+        assert_eq!(lp.chosen.bytes, e.tokenizer().token_to_piece(lp.chosen.token, false));
+        assert_eq!(lp.top.len(), 5);
+        assert!(lp.top.windows(2).all(|w| w[0].logprob >= w[1].logprob), "not sorted: {:?}", lp.top);
+        for alt in &lp.top {
+            assert!((alt.logprob as f64 - row[alt.token as usize]).abs() < 1e-3);
+        }
+        // Nothing outside the list is more likely than its last entry.
+        let last = lp.top[4].logprob as f64;
+        let above = row.iter().filter(|&&l| l > last + 1e-3).count();
+        assert!(above <= 4, "{above} tokens beat the fifth alternative");
+    }
+}
+
+#[test]
+fn forks_compute_the_prompt_once_and_answer_with_their_own_random_streams() {
+    let Some(e) = engine(4096) else { return };
+    let prompt: Vec<u32> = e.tokenizer().encode(&"Tell me a story about a dragon. ".repeat(6), true, true);
+    assert!(prompt.len() > 40, "the prompt fills several blocks");
+    let mut s = Scheduler::new(e, SchedulerConfig { max_running: 8, step_tokens: 512 });
+    // Every fork holds the parent's full blocks; only what follows them is computed again.
+    let shared = (prompt.len() - 1) / 16 * 16;
+
+    let seeded = |seed| GenerateOptions {
+        sampling: SamplingParams {
+            temperature: 1.5,
+            top_k: 0,
+            top_p: 1.0,
+            seed: Some(seed),
+            ..SamplingParams::default()
+        },
+        ..greedy(12)
+    };
+    s.add(0, prompt.clone(), &seeded(1), 4096).unwrap();
+    for i in 1..4 {
+        s.add_fork(i, 0, prompt.clone(), &seeded(1 + i), 4096).unwrap();
+    }
+    let done = run_all(&mut s);
+    assert_eq!(done.len(), 4);
+    assert_eq!((done[&0].1.prompt_cached, done[&0].1.prompt_eval_count), (0, prompt.len()));
+    for i in 1..4 {
+        assert_eq!(done[&i].1.prompt_cached, shared, "fork {i}");
+        assert_eq!(done[&i].1.prompt_eval_count, prompt.len() - shared, "fork {i}");
+    }
+    let texts: std::collections::HashSet<&str> = done.values().map(|(t, _)| t.as_str()).collect();
+    assert!(texts.len() > 1, "four seeded answers are all {texts:?}");
+
+    // Greedy forks answer exactly as the parent does.
+    s.add(10, prompt.clone(), &greedy(12), 4096).unwrap();
+    s.add_fork(11, 10, prompt.clone(), &greedy(12), 4096).unwrap();
+    let done = run_all(&mut s);
+    assert_eq!(done[&10].0, done[&11].0);
+    assert_eq!(done[&10].1.generated, done[&11].1.generated);
 }

@@ -7,6 +7,8 @@ use crate::options::RequestOptions;
 use crate::registry::{ModelEntry, Registry};
 use crate::worker::{Done, Event, Prompt};
 use axum::body::Body;
+use futures_util::{Stream, StreamExt};
+use kiln_engine::logprobs::TokenLogprob;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -16,6 +18,8 @@ use tokio::sync::mpsc::UnboundedReceiver;
 pub struct Answer {
     pub content: String,
     pub thinking: String,
+    /// Each generated token's logprob, when the request asked for them.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// A request the model thread has started answering.
@@ -68,6 +72,7 @@ impl Running {
             match ev {
                 Event::Text(t) => answer.content.push_str(&t),
                 Event::Thinking(t) => answer.thinking.push_str(&t),
+                Event::Logprob(lp) => answer.logprobs.push(lp),
                 Event::Done(d) => return Ok((answer, d, self)),
                 Event::Error(e) => return Err(e),
             }
@@ -77,9 +82,17 @@ impl Running {
     /// A streaming body: `chunk` spells each event; the stream ends after `Done` or `Error`.
     /// Dropping the body (the client left) drops the receiver, which cancels generation.
     pub fn stream(self, chunk: impl FnMut(Event) -> String + Send + 'static) -> Body {
+        Body::from_stream(self.chunks(chunk).map(Ok::<_, Infallible>))
+    }
+
+    /// The spelled events as a stream, to be merged with others' (several choices).
+    pub fn chunks(
+        self,
+        chunk: impl FnMut(Event) -> String + Send + 'static,
+    ) -> impl Stream<Item = String> + Send + 'static {
         let Running { first, rx, .. } = self;
         let state = (Some(first), rx, false, chunk);
-        let s = futures_util::stream::unfold(state, |(pending, mut rx, finished, mut chunk)| async move {
+        futures_util::stream::unfold(state, |(pending, mut rx, finished, mut chunk)| async move {
             if finished {
                 return None;
             }
@@ -88,9 +101,8 @@ impl Running {
                 None => rx.recv().await.unwrap_or_else(stopped),
             };
             let last = matches!(ev, Event::Done(_) | Event::Error(_));
-            Some((Ok::<_, Infallible>(chunk(ev)), (None, rx, last, chunk)))
-        });
-        Body::from_stream(s)
+            Some((chunk(ev), (None, rx, last, chunk)))
+        })
     }
 }
 

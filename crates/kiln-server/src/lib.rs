@@ -7,12 +7,14 @@
 
 pub mod access;
 pub mod capability;
+mod choices;
 mod clock;
 mod dispatch;
 pub mod embed_worker;
 pub mod error;
 pub mod keep_alive;
 pub mod limits;
+mod logprobs;
 pub mod metrics;
 pub mod options;
 pub mod registry;

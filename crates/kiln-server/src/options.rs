@@ -2,10 +2,12 @@
 //! the engine's `GenerateOptions` and checked before a request reaches the model thread, so
 //! a nonsensical value is a 400 rather than garbage text.
 
+use crate::choices::Siblings;
 use crate::error::ApiError;
 use kiln_engine::sampler::SamplingParams;
 use kiln_engine::GenerateOptions;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 /// The largest context a request may ask for. The KV cache is allocated up front, so this
 /// bounds the memory one request can make the server reserve.
@@ -53,6 +55,8 @@ pub struct OllamaOptions {
 pub struct RequestOptions {
     pub generate: GenerateOptions,
     pub num_ctx: usize,
+    /// Set when this request is one of several choices answering the same prompt.
+    pub siblings: Option<Siblings>,
 }
 
 /// Checks a context size asked for by a client.
@@ -89,8 +93,9 @@ fn finish(
         return Err(ApiError::bad_request("invalid option stop: stop strings must not be empty"));
     }
     Ok(RequestOptions {
-        generate: GenerateOptions { sampling, max_tokens, stop, grammar: None, grammar_after: None },
+        generate: GenerateOptions { sampling, max_tokens, stop, ..GenerateOptions::default() },
         num_ctx,
+        siblings: None,
     })
 }
 
@@ -145,6 +150,7 @@ impl OllamaOptions {
             presence_penalty: self.presence_penalty.unwrap_or(d.presence_penalty),
             frequency_penalty: self.frequency_penalty.unwrap_or(d.frequency_penalty),
             seed: seed(self.seed),
+            ..SamplingParams::default()
         };
         let num_ctx = self.num_ctx.map(check_num_ctx).transpose()?.unwrap_or(DEFAULT_NUM_CTX);
         let stop = self.stop.clone().map(Stop::into_vec).unwrap_or_default();
@@ -165,6 +171,8 @@ pub struct OpenAiSampling {
     pub max_tokens: Option<i64>,
     pub max_completion_tokens: Option<i64>,
     pub num_ctx: Option<i64>,
+    /// Token id (as a string) → bias in [-100, 100].
+    pub logit_bias: Option<BTreeMap<String, f32>>,
 }
 
 impl OpenAiSampling {
@@ -206,7 +214,22 @@ impl OpenAiSampling {
             frequency_penalty: Some(0.0),
             ..OllamaOptions::default()
         };
-        request.over(base.over(openai_defaults)).resolve()
+        let mut options = request.over(base.over(openai_defaults)).resolve()?;
+        options.generate.sampling.logit_bias = self.logit_bias()?;
+        options.generate.sampling.validate().map_err(|e| ApiError::bad_request(e.to_string()))?;
+        Ok(options)
+    }
+
+    /// `logit_bias` with its keys read as token ids (whether the vocabulary has them is the
+    /// engine's to check).
+    fn logit_bias(&self) -> Result<Vec<(u32, f32)>, ApiError> {
+        let Some(map) = &self.logit_bias else { return Ok(Vec::new()) };
+        map.iter()
+            .map(|(k, &b)| match k.parse::<u32>() {
+                Ok(id) => Ok((id, b)),
+                Err(_) => Err(ApiError::bad_request(format!("invalid logit_bias key {k:?}: expected a token id"))),
+            })
+            .collect()
     }
 }
 
@@ -305,6 +328,15 @@ mod tests {
             r#"{"presence_penalty":5}"#,
         ] {
             assert!(openai(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn logit_bias_keys_are_token_ids_and_values_bounded() {
+        let o = openai(r#"{"logit_bias":{"15":-100,"7":2.5}}"#).unwrap();
+        assert_eq!(o.generate.sampling.logit_bias, [(15, -100.0), (7, 2.5)]);
+        for bad in [r#"{"logit_bias":{"x":1}}"#, r#"{"logit_bias":{"-3":1}}"#, r#"{"logit_bias":{"3":101}}"#] {
+            assert_eq!(openai(bad).unwrap_err().status, 400, "{bad}");
         }
     }
 }

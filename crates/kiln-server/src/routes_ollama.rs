@@ -6,6 +6,7 @@ use crate::clock::rfc3339;
 use crate::dispatch::{self, Running};
 use crate::error::{parse_json, ApiError};
 use crate::keep_alive::{self, KeepAlive};
+use crate::logprobs;
 use crate::options::{OllamaOptions, RequestOptions};
 use crate::registry::ModelEntry;
 use crate::structured;
@@ -17,6 +18,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::logprobs::TokenLogprob;
 use kiln_engine::prompt::ChatExtras;
 use kiln_engine::reasoning::ThinkingTags;
 use kiln_library::gguf_info::describe;
@@ -42,6 +44,9 @@ pub struct GenerateRequest {
     pub format: Option<Value>,
     pub keep_alive: Option<Value>,
     pub think: Option<Think>,
+    #[serde(default)]
+    pub logprobs: bool,
+    pub top_logprobs: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,6 +68,9 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Value>>,
     pub keep_alive: Option<Value>,
     pub think: Option<Think>,
+    #[serde(default)]
+    pub logprobs: bool,
+    pub top_logprobs: Option<u32>,
 }
 
 /// `think`: a switch, or an effort level (which turns thinking on).
@@ -194,17 +202,34 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
     let run = dispatch::start(&state.registry, &model, prompt, options, keep_alive, started).await?;
     let model_name = model.name;
     if !stream {
-        let (answer, done, run) = run.collect().await?;
+        let (mut answer, done, run) = run.collect().await?;
         let mut obj = chunk(kind, &model_name, &answer.content, &answer.thinking, true);
+        add_logprobs(&mut obj, &mut answer.logprobs);
         final_fields(&mut obj, run.load, run.started, &done);
         return Ok(Json(obj).into_response());
     }
     let (load, started) = (run.load, run.started);
+    // Logprobs wait for the text their tokens complete and ride on its chunk.
+    let mut pending = Vec::new();
     let body = Running::stream(run, move |ev| match ev {
-        Event::Text(t) => ndjson(&chunk(kind, &model_name, &t, "", false)),
-        Event::Thinking(t) => ndjson(&chunk(kind, &model_name, "", &t, false)),
+        Event::Logprob(lp) => {
+            pending.push(lp);
+            String::new()
+        }
+        Event::Text(t) => {
+            let mut obj = chunk(kind, &model_name, &t, "", false);
+            add_logprobs(&mut obj, &mut pending);
+            ndjson(&obj)
+        }
+        Event::Thinking(t) => {
+            let mut obj = chunk(kind, &model_name, "", &t, false);
+            add_logprobs(&mut obj, &mut pending);
+            ndjson(&obj)
+        }
         Event::Done(d) => {
             let mut obj = chunk(kind, &model_name, "", "", true);
+            // Tokens whose text never came (a stop string's) still report their logprobs.
+            add_logprobs(&mut obj, &mut pending);
             final_fields(&mut obj, load, started, &d);
             ndjson(&obj)
         }
@@ -212,6 +237,14 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
         Event::Error(e) => ndjson(&json!({ "error": e.message }).as_object().cloned().unwrap_or_default()),
     });
     Ok(([(header::CONTENT_TYPE, "application/x-ndjson")], body).into_response())
+}
+
+/// Moves `pending` logprobs into the chunk's `logprobs` field, which is absent when there
+/// are none (as Ollama omits it).
+fn add_logprobs(obj: &mut serde_json::Map<String, Value>, pending: &mut Vec<TokenLogprob>) {
+    if !pending.is_empty() {
+        obj.insert("logprobs".into(), logprobs::entries(&std::mem::take(pending)));
+    }
 }
 
 /// The request's options over the model's parameters.
@@ -236,6 +269,7 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
     require_generation(&model, &req.model, "generate")?;
     let mut options = options_for(&model, req.options)?;
     options.generate.grammar = grammar;
+    options.generate.logprobs = logprobs::requested(req.logprobs, req.top_logprobs)?;
     if req.prompt.is_empty() {
         return load_only(&state, Kind::Generate, &req.model, keep_alive, started).await;
     }
@@ -272,6 +306,7 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
     require_generation(&model, &req.model, "chat")?;
     let mut options = options_for(&model, req.options)?;
     options.generate.grammar = grammar;
+    options.generate.logprobs = logprobs::requested(req.logprobs, req.top_logprobs)?;
     if req.messages.is_empty() {
         return load_only(&state, Kind::Chat, &req.model, keep_alive, started).await;
     }

@@ -2,25 +2,31 @@
 //! server-sent events ending with `data: [DONE]`; errors use OpenAI's envelope.
 
 use crate::capability::require_generation;
+use crate::choices;
 use crate::clock::unix_seconds;
-use crate::dispatch::{self, Answer, Running};
+use crate::dispatch::{self, Answer};
 use crate::error::{parse_json, ApiError, OpenAiError};
+use crate::logprobs;
 use crate::options::{OllamaOptions, OpenAiSampling, RequestOptions};
 use crate::registry::ModelEntry;
 use crate::structured::OpenAiStructured;
 use crate::worker::{Done, Event, Prompt};
 use crate::AppState;
-use axum::body::Bytes;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures_util::StreamExt;
 use kiln_engine::chat_template::ChatMessage;
+use kiln_engine::logprobs::TokenLogprob;
 use kiln_engine::prompt::ChatExtras;
 use kiln_engine::DoneReason;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 /// Message content: a string, or a list of parts of which only text is supported.
@@ -84,6 +90,8 @@ pub struct ChatCompletionRequest {
     pub reasoning_effort: Option<String>,
     /// The Responses API's spelling, which some clients also send here: `{effort}`.
     pub reasoning: Option<ReasoningOptions>,
+    pub logprobs: Option<bool>,
+    pub top_logprobs: Option<u32>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
     #[serde(flatten)]
@@ -126,6 +134,11 @@ pub struct CompletionRequest {
     pub stream: bool,
     pub stream_options: Option<StreamOptions>,
     pub n: Option<u32>,
+    /// Legacy shape: a number of alternatives per token turns logprobs on.
+    pub logprobs: Option<u32>,
+    /// Repeat the prompt before the answer in the choice's text.
+    #[serde(default)]
+    pub echo: bool,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
     #[serde(flatten)]
@@ -143,13 +156,6 @@ fn options_for(
     Ok(options)
 }
 
-fn check_n(n: Option<u32>) -> Result<(), ApiError> {
-    match n {
-        None | Some(1) => Ok(()),
-        Some(n) => Err(ApiError::bad_request(format!("n = {n} is not supported: only one choice per request"))),
-    }
-}
-
 /// A response id unique within this server's life.
 fn new_id(prefix: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
@@ -163,13 +169,18 @@ fn finish_reason(d: DoneReason) -> &'static str {
     }
 }
 
-fn usage(d: &Done) -> Value {
+/// Counts over every choice: they answer one prompt, which counts once.
+fn usage(dones: &[Done]) -> Value {
+    let prompt = dones.first().map_or(0, |d| d.prompt_tokens);
+    let completion: usize = dones.iter().map(|d| d.eval_count).sum();
+    // As OpenAI reports prompt caching: tokens served from the prefix cache by earlier
+    // requests. The first choice's count; the others also reuse what it computed.
+    let cached = dones.iter().map(|d| d.prompt_cached).min().unwrap_or(0);
     json!({
-        "prompt_tokens": d.prompt_tokens,
-        "completion_tokens": d.eval_count,
-        "total_tokens": d.prompt_tokens + d.eval_count,
-        // As OpenAI reports prompt caching: tokens served from the prefix cache.
-        "prompt_tokens_details": { "cached_tokens": d.prompt_cached },
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+        "prompt_tokens_details": { "cached_tokens": cached },
     })
 }
 
@@ -216,6 +227,15 @@ impl Kind {
         }
     }
 
+    /// A choice's `logprobs` for these tokens; `offset` is where the first one starts in the
+    /// choice's text (legacy completions report it) and moves past them.
+    fn logprobs(self, lps: &[TokenLogprob], offset: &mut usize) -> Value {
+        match self {
+            Kind::Chat => json!({ "content": logprobs::entries(lps) }),
+            Kind::Completion => logprobs::legacy(lps, offset),
+        }
+    }
+
     /// The whole answer as one choice.
     fn choice(self, answer: Answer, finish: &str) -> Value {
         match self {
@@ -252,86 +272,148 @@ fn reasoning(text: &str) -> serde_json::Map<String, Value> {
     fields
 }
 
+/// How to answer: streamed or not, with usage at the end of a stream, with the prompt
+/// repeated before the answer (`echo`, empty when not asked for), with `n` choices.
+struct Reply {
+    stream: bool,
+    include_usage: bool,
+    echo: String,
+    n: usize,
+}
+
+/// What every object of one response repeats.
+#[derive(Clone)]
+struct Header {
+    kind: Kind,
+    id: String,
+    created: u64,
+    model: String,
+}
+
+impl Header {
+    fn envelope(&self, choices: Value, streaming: bool) -> Value {
+        json!({
+            "id": self.id,
+            "object": self.kind.object(streaming),
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": "kiln",
+            "choices": choices,
+        })
+    }
+}
+
 async fn respond(
     state: &AppState,
     kind: Kind,
     model: ModelEntry,
     prompt: Prompt,
     options: RequestOptions,
-    stream: bool,
-    include_usage: bool,
+    reply: Reply,
 ) -> Result<Response, OpenAiError> {
-    let run = dispatch::start(&state.registry, &model, prompt, options, None, Instant::now()).await?;
-    let model = model.name;
-    let id = new_id(match kind {
+    let Reply { stream, include_usage, echo, n } = reply;
+    let with_logprobs = options.generate.logprobs.is_some();
+    let started = Instant::now();
+    let starts = choices::split(options, n)
+        .into_iter()
+        .map(|o| dispatch::start(&state.registry, &model, prompt.clone(), o, None, started));
+    let runs = futures_util::future::try_join_all(starts).await?;
+    let prefix = match kind {
         Kind::Chat => "chatcmpl",
         Kind::Completion => "cmpl",
-    });
-    let created = unix_seconds(SystemTime::now());
+    };
+    let head = Header { kind, id: new_id(prefix), created: unix_seconds(SystemTime::now()), model: model.name };
     if !stream {
-        let (answer, done, _) = run.collect().await?;
-        return Ok(Json(json!({
-            "id": id,
-            "object": kind.object(false),
-            "created": created,
-            "model": model,
-            "system_fingerprint": "kiln",
-            "choices": [kind.choice(answer, finish_reason(done.done_reason))],
-            "usage": usage(&done),
-        }))
-        .into_response());
+        let mut choices = Vec::with_capacity(n);
+        let mut dones = Vec::with_capacity(n);
+        for (index, run) in runs.into_iter().enumerate() {
+            let (mut answer, done, _) = run.collect().await?;
+            let lps = std::mem::take(&mut answer.logprobs);
+            answer.content.insert_str(0, &echo);
+            let mut choice = kind.choice(answer, finish_reason(done.done_reason));
+            choice["index"] = index.into();
+            if with_logprobs {
+                choice["logprobs"] = kind.logprobs(&lps, &mut 0);
+            }
+            choices.push(choice);
+            dones.push(done);
+        }
+        let mut body = head.envelope(choices.into(), false);
+        body["usage"] = usage(&dones);
+        return Ok(Json(body).into_response());
     }
+    let dones = Arc::new(Mutex::new(Vec::new()));
+    let streams: Vec<_> = runs
+        .into_iter()
+        .enumerate()
+        .map(|(index, run)| Box::pin(run.chunks(choice_chunks(head.clone(), index, echo.clone(), Arc::clone(&dones)))))
+        .collect();
+    let end = futures_util::stream::once(async move {
+        let dones = dones.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        if include_usage && !dones.is_empty() {
+            let mut last = head.envelope(json!([]), true);
+            last["usage"] = usage(&dones);
+            out.push_str(&sse(&last));
+        }
+        out.push_str("data: [DONE]\n\n");
+        out
+    });
+    let body = Body::from_stream(futures_util::stream::select_all(streams).chain(end).map(Ok::<_, Infallible>));
+    Ok(([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response())
+}
+
+/// Spells one choice's events as server-sent chunks; its counts go to `dones` when it ends.
+fn choice_chunks(
+    h: Header,
+    index: usize,
+    mut echo: String,
+    dones: Arc<Mutex<Vec<Done>>>,
+) -> impl FnMut(Event) -> String + Send + 'static {
+    let kind = h.kind;
     let mut first = true;
-    let body = Running::stream(run, move |ev| {
-        let envelope = |choices: Value| {
-            json!({
-                "id": id,
-                "object": kind.object(true),
-                "created": created,
-                "model": model,
-                "system_fingerprint": "kiln",
-                "choices": choices,
-            })
+    // Logprobs wait for the text their tokens complete and ride on its chunk.
+    let mut pending = Vec::new();
+    let mut offset = 0;
+    move |ev| {
+        // An empty answer still opens with the assistant's role, and tokens whose text never
+        // came (a stop string's) still report their logprobs.
+        let open_before_done = first || !pending.is_empty() || !echo.is_empty();
+        let mut piece = |p: Piece| {
+            let mut delta = kind.delta(p, first, None);
+            delta["index"] = index.into();
+            if !pending.is_empty() {
+                delta["logprobs"] = kind.logprobs(&std::mem::take(&mut pending), &mut offset);
+            }
+            first = false;
+            sse(&h.envelope(json!([delta]), true))
         };
         match ev {
-            Event::Text(t) => {
-                let chunk = envelope(json!([kind.delta(Piece::Content(&t), first, None)]));
-                first = false;
-                sse(&chunk)
+            Event::Logprob(lp) => {
+                pending.push(lp);
+                String::new()
             }
-            Event::Thinking(t) => {
-                let chunk = envelope(json!([kind.delta(Piece::Reasoning(&t), first, None)]));
-                first = false;
-                sse(&chunk)
-            }
+            Event::Text(t) => piece(Piece::Content(&(std::mem::take(&mut echo) + &t))),
+            Event::Thinking(t) => piece(Piece::Reasoning(&t)),
             Event::Done(d) => {
                 let mut out = String::new();
-                if first {
-                    // An empty answer still opens with the assistant's role.
-                    out.push_str(&sse(&envelope(json!([kind.delta(Piece::Content(""), true, None)]))));
+                if open_before_done {
+                    out.push_str(&piece(Piece::Content(&std::mem::take(&mut echo))));
                 }
-                out.push_str(&sse(&envelope(json!([kind.delta(
-                    Piece::Content(""),
-                    false,
-                    Some(finish_reason(d.done_reason))
-                )]))));
-                if include_usage {
-                    let mut last = envelope(json!([]));
-                    last["usage"] = usage(&d);
-                    out.push_str(&sse(&last));
-                }
-                out.push_str("data: [DONE]\n\n");
+                let mut finish = kind.delta(Piece::Content(""), false, Some(finish_reason(d.done_reason)));
+                finish["index"] = index.into();
+                out.push_str(&sse(&h.envelope(json!([finish]), true)));
+                dones.lock().unwrap_or_else(|e| e.into_inner()).push(d);
                 out
             }
             Event::Error(e) => sse(&OpenAiError(e).body()),
         }
-    });
-    Ok(([(header::CONTENT_TYPE, "text/event-stream"), (header::CACHE_CONTROL, "no-cache")], body).into_response())
+    }
 }
 
 pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
     let req: ChatCompletionRequest = parse_json(&body)?;
-    check_n(req.n)?;
+    let n = choices::count(req.n)?;
     if req.messages.is_empty() {
         return Err(ApiError::bad_request("messages must not be empty").into());
     }
@@ -346,14 +428,16 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "chat")?;
-    let options = options_for(&model, &req.sampling, req.structured)?;
+    let mut options = options_for(&model, &req.sampling, req.structured)?;
+    options.generate.logprobs = logprobs::requested(req.logprobs.unwrap_or(false), req.top_logprobs)?;
     let prompt = model.chat_prompt(messages, ChatExtras { tools: None, think });
-    respond(&state, Kind::Chat, model, prompt, options, req.stream, include_usage).await
+    let reply = Reply { stream: req.stream, include_usage, echo: String::new(), n };
+    respond(&state, Kind::Chat, model, prompt, options, reply).await
 }
 
 pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<Response, OpenAiError> {
     let req: CompletionRequest = parse_json(&body)?;
-    check_n(req.n)?;
+    let n = choices::count(req.n)?;
     let prompt = match req.prompt {
         PromptInput::One(p) => p,
         PromptInput::Many(mut v) if v.len() == 1 => v.remove(0),
@@ -362,8 +446,16 @@ pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<R
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "generate")?;
-    let options = options_for(&model, &req.sampling, req.structured)?;
-    respond(&state, Kind::Completion, model, Prompt::Raw(prompt), options, req.stream, include_usage).await
+    let mut options = options_for(&model, &req.sampling, req.structured)?;
+    options.generate.logprobs = logprobs::requested(req.logprobs.is_some(), req.logprobs)?;
+    if req.echo && req.logprobs.is_some() {
+        // Scoring a prompt this way needs logits at every prompt position, which the
+        // scheduler does not keep; an answer without them would be silently wrong.
+        return Err(ApiError::bad_request("echo with logprobs is not supported: prompt tokens get no logprobs").into());
+    }
+    let echo = if req.echo { prompt.clone() } else { String::new() };
+    let reply = Reply { stream: req.stream, include_usage, echo, n };
+    respond(&state, Kind::Completion, model, Prompt::Raw(prompt), options, reply).await
 }
 
 fn model_object(m: &ModelEntry) -> Value {
@@ -399,11 +491,9 @@ mod tests {
     }
 
     #[test]
-    fn image_parts_and_several_choices_are_refused() {
+    fn image_parts_are_refused() {
         let c: Content = serde_json::from_str(r#"[{"type":"image_url","image_url":{"url":"x"}}]"#).unwrap();
         assert!(c.into_text().is_err());
-        assert!(check_n(Some(2)).is_err());
-        assert!(check_n(Some(1)).is_ok());
     }
 
     #[test]
@@ -426,10 +516,10 @@ mod tests {
 
     #[test]
     fn reasoning_goes_beside_the_content() {
-        let answer = Answer { content: "4".into(), thinking: "2+2".into() };
+        let answer = Answer { content: "4".into(), thinking: "2+2".into(), ..Answer::default() };
         let m = Kind::Chat.choice(answer, "stop")["message"].clone();
         assert_eq!((m["content"].as_str(), m["reasoning_content"].as_str()), (Some("4"), Some("2+2")));
-        let m = Kind::Chat.choice(Answer { content: "4".into(), thinking: String::new() }, "stop")["message"].clone();
+        let m = Kind::Chat.choice(Answer { content: "4".into(), ..Answer::default() }, "stop")["message"].clone();
         assert!(m.get("reasoning_content").is_none());
     }
 

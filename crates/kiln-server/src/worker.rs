@@ -10,12 +10,14 @@
 //! An embedding model gets a thread of its own kind instead (`embed_worker`), behind the same
 //! handle.
 
+use crate::choices::Siblings;
 use crate::embed_worker::{self, EmbedJob};
 use crate::error::ApiError;
 use crate::metrics::Metrics;
 use crate::options::RequestOptions;
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::constraint::ConstraintError;
+use kiln_engine::logprobs::TokenLogprob;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
@@ -87,6 +89,8 @@ pub enum Event {
     Text(String),
     /// Text of the model's thinking block, for models whose template shows they think.
     Thinking(String),
+    /// A generated token's logprob (when asked for), before the text it completes.
+    Logprob(TokenLogprob),
     Done(Done),
     Error(ApiError),
 }
@@ -542,8 +546,16 @@ impl ModelThread {
         let id = self.next_id;
         self.next_id += 1;
         let prompt_tokens = tokens.len();
-        if let Err(e) = scheduler.add(id, tokens, &job.options.generate, job.options.num_ctx) {
+        let (generate, num_ctx, siblings) = (&job.options.generate, job.options.num_ctx, &job.options.siblings);
+        let added = match siblings.as_ref().and_then(Siblings::parent) {
+            Some(parent) => scheduler.add_fork(id, parent, tokens, generate, num_ctx),
+            None => scheduler.add(id, tokens, generate, num_ctx),
+        };
+        if let Err(e) = added {
             return self.fail(&job.events, engine_error(&e));
+        }
+        if let Some(s) = siblings {
+            s.set_parent(id);
         }
         self.shared.num_ctx.store(job.options.num_ctx, Ordering::Relaxed);
         let active =
@@ -600,6 +612,11 @@ impl ModelThread {
                     self.cancel(id);
                 }
             }
+            scheduler::Event::Logprob(lp) => {
+                if a.events.send(Event::Logprob(lp)).is_err() {
+                    self.cancel(id);
+                }
+            }
             scheduler::Event::Done(stats) => {
                 if let Some(rest) = a.thinking.as_mut().map(ThinkingSplitter::finish) {
                     a.send(rest);
@@ -650,7 +667,7 @@ mod tests {
 
     fn long_answer() -> RequestOptions {
         let generate = GenerateOptions { max_tokens: Some(64), ..GenerateOptions::default() };
-        RequestOptions { generate, num_ctx: 512 }
+        RequestOptions { generate, num_ctx: 512, siblings: None }
     }
 
     /// The tiny DeepSeek V3 reference model caches, per token, 2 layers × (a latent of 16 and a

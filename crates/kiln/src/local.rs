@@ -86,11 +86,13 @@ fn generate_options(o: &SamplingArgs) -> GenerateOptions {
             presence_penalty: o.presence_penalty.unwrap_or(0.0),
             frequency_penalty: o.frequency_penalty.unwrap_or(0.0),
             seed: o.seed,
+            ..SamplingParams::default()
         },
         max_tokens: o.num_predict.and_then(|n| usize::try_from(n).ok()),
         stop: o.stop.clone(),
         grammar: None,
         grammar_after: None,
+        logprobs: None,
     }
 }
 

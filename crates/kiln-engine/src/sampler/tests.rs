@@ -12,6 +12,7 @@ fn plain(temperature: f32) -> SamplingParams {
         presence_penalty: 0.0,
         frequency_penalty: 0.0,
         seed: Some(42),
+        logit_bias: Vec::new(),
     }
 }
 
@@ -63,10 +64,12 @@ fn validation_names_the_bad_parameter() {
         ("repeat_penalty", SamplingParams { repeat_penalty: f32::NAN, ..plain(1.0) }),
         ("presence_penalty", SamplingParams { presence_penalty: f32::NAN, ..plain(1.0) }),
         ("frequency_penalty", SamplingParams { frequency_penalty: f32::INFINITY, ..plain(1.0) }),
+        ("logit_bias", SamplingParams { logit_bias: vec![(1, 100.5)], ..plain(1.0) }),
+        ("logit_bias", SamplingParams { logit_bias: vec![(1, f32::NAN)], ..plain(1.0) }),
     ];
     for (name, params) in cases {
         let err = params.validate().expect_err(name);
-        let SamplingError::InvalidParameter { name: got, .. } = &err;
+        let SamplingError::InvalidParameter { name: got, .. } = &err else { panic!("{err}") };
         assert_eq!(*got, name);
         assert!(err.to_string().contains(name), "{err}");
         assert!(Sampler::new(params).is_err());
@@ -342,4 +345,18 @@ fn the_mask_applies_before_penalties() {
     let allowed = [0b011u32];
     assert_eq!(s.sample_masked(&logits, &[], Some(TokenMask(&allowed))), 1);
     assert_eq!(s.sample_masked(&logits, &[1], Some(TokenMask(&allowed))), 0);
+}
+
+#[test]
+fn logit_bias_bans_and_forces_tokens_in_every_mode() {
+    let logits = random_logits(500, 3);
+    let best = argmax(&logits).unwrap() as u32;
+    for temperature in [0.0, 1.0] {
+        let mut banned = sampler(SamplingParams { logit_bias: vec![(best, -MAX_BIAS)], ..plain(temperature) });
+        let mut forced = sampler(SamplingParams { logit_bias: vec![(7, MAX_BIAS)], ..plain(temperature) });
+        for _ in 0..50 {
+            assert_ne!(banned.sample(&logits, &[]), best);
+            assert_eq!(forced.sample(&logits, &[]), 7);
+        }
+    }
 }
