@@ -3,7 +3,9 @@
 
 use crate::chat_template::{ChatMessage, ChatTemplate, TemplateError};
 use kiln_gotemplate::looks_like_go_template;
-use kiln_gotemplate::ollama::{Message as GoMessage, OllamaTemplate, Think as GoThink, Values as GoValues};
+use kiln_gotemplate::ollama::{
+    Message as GoMessage, OllamaTemplate, Think as GoThink, ToolCall as GoToolCall, Values as GoValues,
+};
 use kiln_tokenizer::Tokenizer;
 
 /// What a request gives the template besides the messages.
@@ -70,7 +72,25 @@ pub fn supports_suffix(source: &str) -> bool {
 
 /// A conversation in the Go templates' terms.
 fn go_messages(messages: &[ChatMessage]) -> Vec<GoMessage> {
-    messages.iter().map(|m| GoMessage::new(&m.role, &m.content)).collect()
+    messages
+        .iter()
+        .map(|m| GoMessage {
+            tool_calls: m
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(index, c)| GoToolCall {
+                    id: c.id.clone().unwrap_or_default(),
+                    index: index as i64,
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                })
+                .collect(),
+            tool_name: m.name.clone().unwrap_or_default(),
+            tool_call_id: m.tool_call_id.clone().unwrap_or_default(),
+            ..GoMessage::new(&m.role, &m.content)
+        })
+        .collect()
 }
 
 fn go_think(think: Option<bool>) -> Option<GoThink> {

@@ -69,9 +69,10 @@ impl ToolFormat {
     fn parse(self, body: &str) -> Option<Vec<ToolCall>> {
         let calls = match self {
             ToolFormat::Hermes => vec![ToolCall::from_json(&serde_json::from_str(body.trim()).ok()?)?],
-            ToolFormat::Llama3 => {
-                body.split(';').map(|c| ToolCall::from_json(&serde_json::from_str(c.trim()).ok()?)).collect::<Option<_>>()?
-            }
+            ToolFormat::Llama3 => body
+                .split(';')
+                .map(|c| ToolCall::from_json(&serde_json::from_str(c.trim()).ok()?))
+                .collect::<Option<_>>()?,
             ToolFormat::Mistral => parse_mistral(body.trim())?,
             ToolFormat::DeepSeek => parse_deepseek(body)?,
         };
@@ -131,6 +132,28 @@ impl ToolFormat {
             start.push(lit(after));
         }
         Ok(Grammar::Lark(format!("start: {}\n{}\n", start.join(" "), rules.join("\n"))))
+    }
+}
+
+/// Whether the model may or must call a tool (OpenAI's `tool_choice`). With `None` the tools
+/// are still shown to the model (as OpenAI does) but nothing it writes is taken as a call.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum ToolChoice {
+    #[default]
+    Auto,
+    None,
+    Required,
+    Function(String),
+}
+
+impl ToolChoice {
+    /// The function a forced call must be of (`Some(None)`: any of the tools); `None`: not forced.
+    pub fn forced(&self) -> Option<Option<&str>> {
+        match self {
+            ToolChoice::Required => Some(None),
+            ToolChoice::Function(name) => Some(Some(name)),
+            ToolChoice::Auto | ToolChoice::None => None,
+        }
     }
 }
 

@@ -7,15 +7,17 @@ use crate::options::RequestOptions;
 use crate::registry::{ModelEntry, Registry};
 use crate::worker::{Done, Event, Prompt};
 use axum::body::Body;
+use kiln_engine::tools::ToolCall;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// A whole answer: its content and, for a reasoning model, its thinking.
+/// A whole answer: its content, for a reasoning model its thinking, and the tools it called.
 #[derive(Debug, Default)]
 pub struct Answer {
     pub content: String,
     pub thinking: String,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// A request the model thread has started answering.
@@ -68,6 +70,7 @@ impl Running {
             match ev {
                 Event::Text(t) => answer.content.push_str(&t),
                 Event::Thinking(t) => answer.thinking.push_str(&t),
+                Event::ToolCall(c) => answer.tool_calls.push(c),
                 Event::Done(d) => return Ok((answer, d, self)),
                 Event::Error(e) => return Err(e),
             }

@@ -8,6 +8,7 @@ use crate::error::{parse_json, ApiError, OpenAiError};
 use crate::options::{OllamaOptions, OpenAiSampling, RequestOptions};
 use crate::registry::ModelEntry;
 use crate::structured::OpenAiStructured;
+use crate::tool_api::{chat_calls, openai_call, openai_tool_choice, RequestToolCall};
 use crate::worker::{Done, Event, Prompt};
 use crate::AppState;
 use axum::body::Bytes;
@@ -17,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::ChatExtras;
+use kiln_engine::tools::ToolCall;
 use kiln_engine::DoneReason;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -64,6 +66,9 @@ impl Content {
 pub struct OpenAiMessage {
     pub role: String,
     pub content: Option<Content>,
+    pub tool_calls: Option<Vec<RequestToolCall>>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -84,6 +89,8 @@ pub struct ChatCompletionRequest {
     pub reasoning_effort: Option<String>,
     /// The Responses API's spelling, which some clients also send here: `{effort}`.
     pub reasoning: Option<ReasoningOptions>,
+    pub tools: Option<Vec<Value>>,
+    pub tool_choice: Option<Value>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
     #[serde(flatten)]
@@ -201,6 +208,9 @@ impl Kind {
                     (Some(_), _) => json!({}),
                     (None, Piece::Content(text)) => json!({ "content": text }),
                     (None, Piece::Reasoning(text)) => Value::Object(reasoning(text)),
+                    (None, Piece::Call(call, index)) => {
+                        json!({ "tool_calls": [openai_call(call, new_id("call"), Some(index))] })
+                    }
                 };
                 if first && finish.is_none() {
                     delta["role"] = "assistant".into();
@@ -210,6 +220,8 @@ impl Kind {
             Kind::Completion => {
                 let text = match piece {
                     Piece::Content(t) | Piece::Reasoning(t) => t,
+                    // Raw prompts are never parsed for calls.
+                    Piece::Call(..) => "",
                 };
                 json!({ "index": 0, "text": text, "finish_reason": finish, "logprobs": null })
             }
@@ -226,6 +238,14 @@ impl Kind {
                 if !answer.thinking.is_empty() {
                     message.extend(reasoning(&answer.thinking));
                 }
+                if !answer.tool_calls.is_empty() {
+                    let calls: Vec<Value> =
+                        answer.tool_calls.iter().map(|c| openai_call(c, new_id("call"), None)).collect();
+                    message.insert("tool_calls".into(), calls.into());
+                    if message["content"] == "" {
+                        message.insert("content".into(), Value::Null);
+                    }
+                }
                 json!({ "index": 0, "message": message, "finish_reason": finish, "logprobs": null })
             }
             Kind::Completion => {
@@ -240,6 +260,8 @@ impl Kind {
 enum Piece<'a> {
     Content(&'a str),
     Reasoning(&'a str),
+    /// A whole tool call, the answer's `index`-th.
+    Call(&'a ToolCall, usize),
 }
 
 /// A reasoning model's thinking, under both names clients read: `reasoning_content`
@@ -270,18 +292,20 @@ async fn respond(
     let created = unix_seconds(SystemTime::now());
     if !stream {
         let (answer, done, _) = run.collect().await?;
+        let finish = if answer.tool_calls.is_empty() { finish_reason(done.done_reason) } else { "tool_calls" };
         return Ok(Json(json!({
             "id": id,
             "object": kind.object(false),
             "created": created,
             "model": model,
             "system_fingerprint": "kiln",
-            "choices": [kind.choice(answer, finish_reason(done.done_reason))],
+            "choices": [kind.choice(answer, finish)],
             "usage": usage(&done),
         }))
         .into_response());
     }
     let mut first = true;
+    let mut calls = 0;
     let body = Running::stream(run, move |ev| {
         let envelope = |choices: Value| {
             json!({
@@ -304,17 +328,19 @@ async fn respond(
                 first = false;
                 sse(&chunk)
             }
+            Event::ToolCall(c) => {
+                let chunk = envelope(json!([kind.delta(Piece::Call(&c, calls), first, None)]));
+                (first, calls) = (false, calls + 1);
+                sse(&chunk)
+            }
             Event::Done(d) => {
                 let mut out = String::new();
                 if first {
                     // An empty answer still opens with the assistant's role.
                     out.push_str(&sse(&envelope(json!([kind.delta(Piece::Content(""), true, None)]))));
                 }
-                out.push_str(&sse(&envelope(json!([kind.delta(
-                    Piece::Content(""),
-                    false,
-                    Some(finish_reason(d.done_reason))
-                )]))));
+                let finish = if calls == 0 { finish_reason(d.done_reason) } else { "tool_calls" };
+                out.push_str(&sse(&envelope(json!([kind.delta(Piece::Content(""), false, Some(finish))]))));
                 if include_usage {
                     let mut last = envelope(json!([]));
                     last["usage"] = usage(&d);
@@ -341,13 +367,21 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
         let content = m.content.map(Content::into_text).transpose()?.unwrap_or_default();
         // OpenAI's newer name for the system role; chat templates know only "system".
         let role = if m.role == "developer" { "system".to_string() } else { m.role };
-        messages.push(ChatMessage::new(role, content));
+        let tool_calls = chat_calls(m.tool_calls)?;
+        messages.push(ChatMessage {
+            tool_calls,
+            tool_call_id: m.tool_call_id,
+            name: m.name,
+            ..ChatMessage::new(role, content)
+        });
     }
+    let tool_choice = openai_tool_choice(req.tool_choice.as_ref())?;
+    let tools = req.tools.filter(|t| !t.is_empty()).map(Value::Array);
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "chat")?;
     let options = options_for(&model, &req.sampling, req.structured)?;
-    let prompt = model.chat_prompt(messages, ChatExtras { tools: None, think });
+    let prompt = model.chat_prompt(messages, ChatExtras { tools, think }, tool_choice);
     respond(&state, Kind::Chat, model, prompt, options, req.stream, include_usage).await
 }
 
@@ -426,10 +460,10 @@ mod tests {
 
     #[test]
     fn reasoning_goes_beside_the_content() {
-        let answer = Answer { content: "4".into(), thinking: "2+2".into() };
+        let answer = Answer { content: "4".into(), thinking: "2+2".into(), ..Answer::default() };
         let m = Kind::Chat.choice(answer, "stop")["message"].clone();
         assert_eq!((m["content"].as_str(), m["reasoning_content"].as_str()), (Some("4"), Some("2+2")));
-        let m = Kind::Chat.choice(Answer { content: "4".into(), thinking: String::new() }, "stop")["message"].clone();
+        let m = Kind::Chat.choice(Answer { content: "4".into(), ..Answer::default() }, "stop")["message"].clone();
         assert!(m.get("reasoning_content").is_none());
     }
 
