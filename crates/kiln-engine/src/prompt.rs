@@ -215,6 +215,22 @@ mod tests {
     }
 
     #[test]
+    fn calls_and_their_results_reach_both_template_languages() {
+        let Some(tok) = tokenizer() else { return };
+        let go = "{{ range .Messages }}{{ .Role }}:{{ .Content }}{{ range .ToolCalls }}{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}{{ .ToolName }};{{ end }}";
+        let jinja = "{% for m in messages %}{{ m.role }}:{{ m.content }}{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments | tojson }}{% endfor %}{{ m.name or '' }};{% endfor %}";
+        let call = crate::chat_template::ChatToolCall::new(Some("c1".into()), "f", serde_json::json!({ "a": 1 }));
+        let messages = [
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+            ChatMessage { name: Some("f".into()), tool_call_id: Some("c1".into()), ..ChatMessage::new("tool", "2") },
+        ];
+        let want = tok.encode("assistant:f{\"a\":1};tool:2f;", true, true);
+        let jinja_want = tok.encode("assistant:f{\"a\": 1};tool:2f;", true, true);
+        assert_eq!(PromptFormat::new(&tok, Some(go)).unwrap().chat_tokens(&tok, &messages).unwrap(), want);
+        assert_eq!(PromptFormat::new(&tok, Some(jinja)).unwrap().chat_tokens(&tok, &messages).unwrap(), jinja_want);
+    }
+
+    #[test]
     fn broken_templates_are_reported_in_their_language() {
         assert!(matches!(check_template("{{ if .System }}never closed"), Err(PromptError::Go(_))));
         assert!(matches!(check_template("{% for m in messages %}"), Err(PromptError::Jinja(_))));

@@ -468,6 +468,23 @@ mod tests {
     }
 
     #[test]
+    fn tool_calls_go_in_the_message_and_the_stream() {
+        let Value::Object(arguments) = json!({ "city": "Oslo" }) else { unreachable!() };
+        let call = ToolCall { name: "get_weather".into(), arguments };
+        let answer = Answer { tool_calls: vec![call.clone()], ..Answer::default() };
+        let m = Kind::Chat.choice(answer, "tool_calls")["message"].clone();
+        assert_eq!(m["content"], Value::Null);
+        assert_eq!(
+            m["tool_calls"][0]["function"],
+            json!({ "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}" })
+        );
+        assert_eq!(m["tool_calls"][0]["type"], "function");
+        let delta = Kind::Chat.delta(Piece::Call(&call, 1), false, None)["delta"].clone();
+        assert_eq!((delta["tool_calls"][0]["index"].as_u64(), delta.get("content")), (Some(1), None));
+        assert!(delta["tool_calls"][0]["id"].as_str().is_some_and(|id| id.starts_with("call-")));
+    }
+
+    #[test]
     fn reasoning_effort_switches_thinking() {
         let think = |body: &str| parse_json::<ChatCompletionRequest>(body.as_bytes()).unwrap().think();
         assert_eq!(think(r#"{"model":"m","messages":[]}"#).unwrap(), None);
