@@ -111,10 +111,12 @@ def test_a_named_function_forces_a_call_of_it(ai):
     assert valid_call("get_time", json.loads(call.function.arguments))
 
 
-def test_an_unknown_named_function_is_refused(ai):
+def test_a_call_that_cannot_be_made_is_refused(ai):
     named = {"type": "function", "function": {"name": "launch"}}
-    with pytest.raises(openai.BadRequestError):
+    with pytest.raises(openai.BadRequestError, match="not among the tools"):
         ai.chat.completions.create(model="toolcaller", messages=QUESTION, tools=TOOLS, tool_choice=named)
+    with pytest.raises(openai.BadRequestError, match="no tools"):
+        ai.chat.completions.create(model="toolcaller", messages=QUESTION, tool_choice="required")
 
 
 def round_trip_messages(call):

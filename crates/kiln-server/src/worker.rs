@@ -456,6 +456,9 @@ fn tool_calls(
     let Prompt::Chat(chat) = prompt else { return Ok(None) };
     let tools = match &chat.extras.tools {
         Some(serde_json::Value::Array(tools)) if !tools.is_empty() => tools,
+        _ if chat.tool_choice.forced().is_some() => {
+            return Err(ApiError::bad_request("tool_choice requires a call, but the request has no tools"))
+        }
         _ => return Ok(None),
     };
     let Some(format) = template_text(file, &chat.template).and_then(ToolFormat::of_template) else {
