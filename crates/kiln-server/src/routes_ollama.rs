@@ -160,10 +160,11 @@ fn chunk(kind: Kind, model: &str, text: &str, thinking: &str, done: bool) -> ser
     obj
 }
 
-/// Adds tool calls to a chat chunk's message (a whole call per chunk, as Ollama streams them).
-fn with_calls(obj: &mut serde_json::Map<String, Value>, calls: &[ToolCall]) {
+/// Adds tool calls, the first the answer's `first`-th, to a chat chunk's message (a whole call
+/// per chunk, as Ollama streams them).
+fn with_calls(obj: &mut serde_json::Map<String, Value>, calls: &[ToolCall], first: usize) {
     if let Some(message) = obj.get_mut("message").filter(|_| !calls.is_empty()) {
-        message["tool_calls"] = ollama_calls(calls);
+        message["tool_calls"] = ollama_calls(calls, first);
     }
 }
 
@@ -217,17 +218,19 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
     if !stream {
         let (answer, done, run) = run.collect().await?;
         let mut obj = chunk(kind, &model_name, &answer.content, &answer.thinking, true);
-        with_calls(&mut obj, &answer.tool_calls);
+        with_calls(&mut obj, &answer.tool_calls, 0);
         final_fields(&mut obj, run.load, run.started, &done);
         return Ok(Json(obj).into_response());
     }
     let (load, started) = (run.load, run.started);
+    let mut calls = 0;
     let body = Running::stream(run, move |ev| match ev {
         Event::Text(t) => ndjson(&chunk(kind, &model_name, &t, "", false)),
         Event::Thinking(t) => ndjson(&chunk(kind, &model_name, "", &t, false)),
         Event::ToolCall(c) => {
             let mut obj = chunk(kind, &model_name, "", "", false);
-            with_calls(&mut obj, &[c]);
+            with_calls(&mut obj, &[c], calls);
+            calls += 1;
             ndjson(&obj)
         }
         Event::Done(d) => {

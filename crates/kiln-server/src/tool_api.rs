@@ -76,12 +76,12 @@ pub fn openai_call(call: &ToolCall, id: String, index: Option<usize>) -> Value {
     v
 }
 
-/// Calls in Ollama's shape.
-pub fn ollama_calls(calls: &[ToolCall]) -> Value {
+/// Calls in Ollama's shape, the first being the answer's `first`-th.
+pub fn ollama_calls(calls: &[ToolCall], first: usize) -> Value {
     calls
         .iter()
-        .enumerate()
-        .map(|(index, c)| json!({ "function": { "index": index, "name": c.name, "arguments": c.arguments } }))
+        .zip(first..)
+        .map(|(c, index)| json!({ "function": { "index": index, "name": c.name, "arguments": c.arguments } }))
         .collect()
 }
 
@@ -129,8 +129,8 @@ mod tests {
                     "function": { "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}" } })
         );
         assert_eq!(
-            ollama_calls(&[call()]),
-            json!([{ "function": { "index": 0, "name": "get_weather", "arguments": { "city": "Oslo" } } }])
+            ollama_calls(&[call()], 2),
+            json!([{ "function": { "index": 2, "name": "get_weather", "arguments": { "city": "Oslo" } } }])
         );
     }
 }
