@@ -27,16 +27,55 @@ use minijinja::value::{from_args, ValueKind};
 use minijinja::{AutoEscape, Environment, Error, ErrorKind, State, Value};
 use serde::Serialize;
 
-/// One turn of a conversation.
+/// One turn of a conversation. The tool fields are left out of the template's view when
+/// unset, so templates that test `message.tool_calls is defined` see what transformers shows.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChatMessage {
     pub role: String,
     pub content: String,
+    /// The calls an assistant turn made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ChatToolCall>,
+    /// On a tool result: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+    /// On a tool result: the function that gave it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        ChatMessage { role: role.into(), content: content.into() }
+        ChatMessage {
+            role: role.into(),
+            content: content.into(),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
+            name: None,
+        }
+    }
+}
+
+/// A call in an assistant turn, in the shape transformers' templates read:
+/// `{id, type: "function", function: {name, arguments}}`, arguments an object.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatToolCall {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub function: ChatFunction,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ChatFunction {
+    pub name: String,
+    pub arguments: serde_json::Value,
+}
+
+impl ChatToolCall {
+    pub fn new(id: Option<String>, name: impl Into<String>, arguments: serde_json::Value) -> Self {
+        ChatToolCall { id, kind: "function".into(), function: ChatFunction { name: name.into(), arguments } }
     }
 }
 

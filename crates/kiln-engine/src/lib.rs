@@ -12,6 +12,7 @@ pub mod reasoning;
 pub mod sampler;
 pub mod scheduler;
 pub mod sequence;
+pub mod tools;
 
 pub use embedder::{EmbedError, EmbedInput, EmbedOptions, Embedder, Embeddings};
 pub use engine::{default_threads, DoneReason, Engine, EngineConfig, EngineError, GenerateOptions, GenerationStats};

@@ -3,7 +3,9 @@
 
 use crate::chat_template::{ChatMessage, ChatTemplate, TemplateError};
 use kiln_gotemplate::looks_like_go_template;
-use kiln_gotemplate::ollama::{Message as GoMessage, OllamaTemplate, Think as GoThink, Values as GoValues};
+use kiln_gotemplate::ollama::{
+    Message as GoMessage, OllamaTemplate, Think as GoThink, ToolCall as GoToolCall, Values as GoValues,
+};
 use kiln_tokenizer::Tokenizer;
 
 /// What a request gives the template besides the messages.
@@ -70,7 +72,25 @@ pub fn supports_suffix(source: &str) -> bool {
 
 /// A conversation in the Go templates' terms.
 fn go_messages(messages: &[ChatMessage]) -> Vec<GoMessage> {
-    messages.iter().map(|m| GoMessage::new(&m.role, &m.content)).collect()
+    messages
+        .iter()
+        .map(|m| GoMessage {
+            tool_calls: m
+                .tool_calls
+                .iter()
+                .enumerate()
+                .map(|(index, c)| GoToolCall {
+                    id: c.id.clone().unwrap_or_default(),
+                    index: index as i64,
+                    name: c.function.name.clone(),
+                    arguments: c.function.arguments.clone(),
+                })
+                .collect(),
+            tool_name: m.name.clone().unwrap_or_default(),
+            tool_call_id: m.tool_call_id.clone().unwrap_or_default(),
+            ..GoMessage::new(&m.role, &m.content)
+        })
+        .collect()
 }
 
 fn go_think(think: Option<bool>) -> Option<GoThink> {
@@ -192,6 +212,22 @@ mod tests {
         assert_eq!(got, tok.encode("<|fim_prefix|>def f(<|fim_suffix|>):\n    pass<|fim_middle|>", true, true));
         let chat = PromptFormat::new(&tok, Some(GO_CHATML)).unwrap();
         assert!(matches!(chat.fill_tokens(&tok, None, "a", "b"), Err(PromptError::NoSuffix)));
+    }
+
+    #[test]
+    fn calls_and_their_results_reach_both_template_languages() {
+        let Some(tok) = tokenizer() else { return };
+        let go = "{{ range .Messages }}{{ .Role }}:{{ .Content }}{{ range .ToolCalls }}{{ .Function.Name }}{{ .Function.Arguments }}{{ end }}{{ .ToolName }};{{ end }}";
+        let jinja = "{% for m in messages %}{{ m.role }}:{{ m.content }}{% for c in m.tool_calls or [] %}{{ c.function.name }}{{ c.function.arguments | tojson }}{% endfor %}{{ m.name or '' }};{% endfor %}";
+        let call = crate::chat_template::ChatToolCall::new(Some("c1".into()), "f", serde_json::json!({ "a": 1 }));
+        let messages = [
+            ChatMessage { tool_calls: vec![call], ..ChatMessage::new("assistant", "") },
+            ChatMessage { name: Some("f".into()), tool_call_id: Some("c1".into()), ..ChatMessage::new("tool", "2") },
+        ];
+        let want = tok.encode("assistant:f{\"a\":1};tool:2f;", true, true);
+        let jinja_want = tok.encode("assistant:f{\"a\": 1};tool:2f;", true, true);
+        assert_eq!(PromptFormat::new(&tok, Some(go)).unwrap().chat_tokens(&tok, &messages).unwrap(), want);
+        assert_eq!(PromptFormat::new(&tok, Some(jinja)).unwrap().chat_tokens(&tok, &messages).unwrap(), jinja_want);
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl ThinkingSplitter {
 }
 
 /// Bytes at the end of `text` that begin `tag` (so may be a tag cut in two by streaming).
-fn partial_tag_len(text: &str, tag: &str) -> usize {
+pub(crate) fn partial_tag_len(text: &str, tag: &str) -> usize {
     (1..tag.len().min(text.len() + 1))
         .rev()
         .find(|&n| text.is_char_boundary(text.len() - n) && tag.starts_with(&text[text.len() - n..]))

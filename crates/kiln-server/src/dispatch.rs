@@ -9,17 +9,19 @@ use crate::worker::{Done, Event, Prompt};
 use axum::body::Body;
 use futures_util::{Stream, StreamExt};
 use kiln_engine::logprobs::TokenLogprob;
+use kiln_engine::tools::ToolCall;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-/// A whole answer: its content and, for a reasoning model, its thinking.
+/// A whole answer: its content, for a reasoning model its thinking, and the tools it called.
 #[derive(Debug, Default)]
 pub struct Answer {
     pub content: String,
     pub thinking: String,
     /// Each generated token's logprob, when the request asked for them.
     pub logprobs: Vec<TokenLogprob>,
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// A request the model thread has started answering.
@@ -73,6 +75,7 @@ impl Running {
                 Event::Text(t) => answer.content.push_str(&t),
                 Event::Thinking(t) => answer.thinking.push_str(&t),
                 Event::Logprob(lp) => answer.logprobs.push(lp),
+                Event::ToolCall(c) => answer.tool_calls.push(c),
                 Event::Done(d) => return Ok((answer, d, self)),
                 Event::Error(e) => return Err(e),
             }

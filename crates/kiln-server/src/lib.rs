@@ -23,6 +23,7 @@ mod routes_library;
 mod routes_ollama;
 mod routes_openai;
 mod structured;
+mod tool_api;
 pub mod worker;
 
 use axum::extract::DefaultBodyLimit;

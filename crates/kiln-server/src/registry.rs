@@ -8,6 +8,7 @@ use crate::metrics::{Gauges, Metrics};
 use crate::worker::{ChatPrompt, Prompt, WorkerConfig, WorkerHandle};
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::prompt::ChatExtras;
+use kiln_engine::tools::ToolChoice;
 use kiln_library::spec::ModelSpec;
 use kiln_library::{LibraryError, ModelName, Store};
 use std::collections::HashMap;
@@ -46,14 +47,14 @@ impl ModelEntry {
 
     /// A conversation through this model's template: its few-shot messages in front, and its
     /// system prompt first unless the conversation brings its own.
-    pub fn chat_prompt(&self, conversation: Vec<ChatMessage>, extras: ChatExtras) -> Prompt {
+    pub fn chat_prompt(&self, conversation: Vec<ChatMessage>, extras: ChatExtras, tool_choice: ToolChoice) -> Prompt {
         let mut messages = self.few_shot();
         let has_system = conversation.first().is_some_and(|m| m.role == "system");
         if let Some(system) = self.spec.system.clone().filter(|s| !s.is_empty() && !has_system) {
             messages.insert(0, ChatMessage::new("system", system));
         }
         messages.extend(conversation);
-        Prompt::Chat(ChatPrompt { messages, template: self.spec.template.clone().map(Into::into), extras })
+        Prompt::Chat(ChatPrompt { messages, template: self.spec.template.clone().map(Into::into), extras, tool_choice })
     }
 }
 

@@ -10,6 +10,7 @@ use crate::logprobs;
 use crate::options::{OllamaOptions, RequestOptions};
 use crate::registry::ModelEntry;
 use crate::structured;
+use crate::tool_api::{chat_calls, ollama_calls, RequestToolCall};
 use crate::worker::{ChatPrompt, Done, Event, Prompt};
 use crate::AppState;
 use axum::body::Bytes;
@@ -21,6 +22,7 @@ use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::logprobs::TokenLogprob;
 use kiln_engine::prompt::ChatExtras;
 use kiln_engine::reasoning::ThinkingTags;
+use kiln_engine::tools::{ToolCall, ToolChoice, ToolFormat};
 use kiln_library::gguf_info::describe;
 use kiln_library::modelfile::Modelfile;
 use kiln_library::parameters;
@@ -55,6 +57,18 @@ pub struct OllamaMessage {
     #[serde(default)]
     pub content: String,
     pub images: Option<Vec<String>>,
+    pub tool_calls: Option<Vec<RequestToolCall>>,
+    /// On a tool result: the function that gave it.
+    pub tool_name: Option<String>,
+    pub tool_call_id: Option<String>,
+}
+
+impl OllamaMessage {
+    fn into_chat(self) -> Result<ChatMessage, ApiError> {
+        let tool_calls = chat_calls(self.tool_calls)?;
+        let (tool_call_id, name) = (self.tool_call_id, self.tool_name);
+        Ok(ChatMessage { tool_calls, tool_call_id, name, ..ChatMessage::new(self.role, self.content) })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +168,14 @@ fn chunk(kind: Kind, model: &str, text: &str, thinking: &str, done: bool) -> ser
     obj
 }
 
+/// Adds tool calls, the first the answer's `first`-th, to a chat chunk's message (a whole call
+/// per chunk, as Ollama streams them).
+fn with_calls(obj: &mut serde_json::Map<String, Value>, calls: &[ToolCall], first: usize) {
+    if let Some(message) = obj.get_mut("message").filter(|_| !calls.is_empty()) {
+        message["tool_calls"] = ollama_calls(calls, first);
+    }
+}
+
 fn ndjson(v: &serde_json::Map<String, Value>) -> String {
     let mut s = serde_json::to_string(v).unwrap_or_default();
     s.push('\n');
@@ -205,12 +227,14 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
         let (mut answer, done, run) = run.collect().await?;
         let mut obj = chunk(kind, &model_name, &answer.content, &answer.thinking, true);
         add_logprobs(&mut obj, &mut answer.logprobs);
+        with_calls(&mut obj, &answer.tool_calls, 0);
         final_fields(&mut obj, run.load, run.started, &done);
         return Ok(Json(obj).into_response());
     }
     let (load, started) = (run.load, run.started);
     // Logprobs wait for the text their tokens complete and ride on its chunk.
     let mut pending = Vec::new();
+    let mut calls = 0;
     let body = Running::stream(run, move |ev| match ev {
         Event::Logprob(lp) => {
             pending.push(lp);
@@ -224,6 +248,12 @@ async fn respond(state: &AppState, kind: Kind, ask: Ask, started: Instant) -> Re
         Event::Thinking(t) => {
             let mut obj = chunk(kind, &model_name, "", &t, false);
             add_logprobs(&mut obj, &mut pending);
+            ndjson(&obj)
+        }
+        Event::ToolCall(c) => {
+            let mut obj = chunk(kind, &model_name, "", "", false);
+            with_calls(&mut obj, &[c], calls);
+            calls += 1;
             ndjson(&obj)
         }
         Event::Done(d) => {
@@ -287,7 +317,12 @@ pub async fn generate(State(state): State<AppState>, body: Bytes) -> Result<Resp
         messages.extend(model.few_shot());
         messages.push(ChatMessage::new("user", req.prompt));
         let template = template_for(&model, req.template);
-        Prompt::Chat(ChatPrompt { messages, template, extras: ChatExtras { tools: None, think } })
+        Prompt::Chat(ChatPrompt {
+            messages,
+            template,
+            extras: ChatExtras { tools: None, think },
+            ..ChatPrompt::default()
+        })
     };
     let ask = Ask { model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
     respond(&state, Kind::Generate, ask, started).await
@@ -310,9 +345,9 @@ pub async fn chat(State(state): State<AppState>, body: Bytes) -> Result<Response
     if req.messages.is_empty() {
         return load_only(&state, Kind::Chat, &req.model, keep_alive, started).await;
     }
-    let conversation = req.messages.into_iter().map(|m| ChatMessage::new(m.role, m.content)).collect();
+    let conversation = req.messages.into_iter().map(OllamaMessage::into_chat).collect::<Result<_, _>>()?;
     let tools = req.tools.filter(|t| !t.is_empty()).map(Value::Array);
-    let prompt = model.chat_prompt(conversation, ChatExtras { tools, think });
+    let prompt = model.chat_prompt(conversation, ChatExtras { tools, think }, ToolChoice::Auto);
     let ask = Ask { model, prompt, options, keep_alive, stream: req.stream.unwrap_or(true) };
     respond(&state, Kind::Chat, ask, started).await
 }
@@ -402,6 +437,9 @@ fn capabilities(architecture: Option<&str>, template: &str) -> Vec<&'static str>
     }
     if ThinkingTags::of_template(template).is_some() {
         caps.push("thinking");
+    }
+    if ToolFormat::of_template(template).is_some() {
+        caps.push("tools");
     }
     caps
 }

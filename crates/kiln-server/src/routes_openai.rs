@@ -10,6 +10,7 @@ use crate::logprobs;
 use crate::options::{OllamaOptions, OpenAiSampling, RequestOptions};
 use crate::registry::ModelEntry;
 use crate::structured::OpenAiStructured;
+use crate::tool_api::{chat_calls, openai_call, openai_tool_choice, RequestToolCall};
 use crate::worker::{Done, Event, Prompt};
 use crate::AppState;
 use axum::body::{Body, Bytes};
@@ -21,6 +22,7 @@ use futures_util::StreamExt;
 use kiln_engine::chat_template::ChatMessage;
 use kiln_engine::logprobs::TokenLogprob;
 use kiln_engine::prompt::ChatExtras;
+use kiln_engine::tools::ToolCall;
 use kiln_engine::DoneReason;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,6 +72,9 @@ impl Content {
 pub struct OpenAiMessage {
     pub role: String,
     pub content: Option<Content>,
+    pub tool_calls: Option<Vec<RequestToolCall>>,
+    pub tool_call_id: Option<String>,
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -92,6 +97,8 @@ pub struct ChatCompletionRequest {
     pub reasoning: Option<ReasoningOptions>,
     pub logprobs: Option<bool>,
     pub top_logprobs: Option<u32>,
+    pub tools: Option<Vec<Value>>,
+    pub tool_choice: Option<Value>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
     #[serde(flatten)]
@@ -212,6 +219,9 @@ impl Kind {
                     (Some(_), _) => json!({}),
                     (None, Piece::Content(text)) => json!({ "content": text }),
                     (None, Piece::Reasoning(text)) => Value::Object(reasoning(text)),
+                    (None, Piece::Call(call, index)) => {
+                        json!({ "tool_calls": [openai_call(call, new_id("call"), Some(index))] })
+                    }
                 };
                 if first && finish.is_none() {
                     delta["role"] = "assistant".into();
@@ -221,6 +231,8 @@ impl Kind {
             Kind::Completion => {
                 let text = match piece {
                     Piece::Content(t) | Piece::Reasoning(t) => t,
+                    // Raw prompts are never parsed for calls.
+                    Piece::Call(..) => "",
                 };
                 json!({ "index": 0, "text": text, "finish_reason": finish, "logprobs": null })
             }
@@ -246,6 +258,14 @@ impl Kind {
                 if !answer.thinking.is_empty() {
                     message.extend(reasoning(&answer.thinking));
                 }
+                if !answer.tool_calls.is_empty() {
+                    let calls: Vec<Value> =
+                        answer.tool_calls.iter().map(|c| openai_call(c, new_id("call"), None)).collect();
+                    message.insert("tool_calls".into(), calls.into());
+                    if message["content"] == "" {
+                        message.insert("content".into(), Value::Null);
+                    }
+                }
                 json!({ "index": 0, "message": message, "finish_reason": finish, "logprobs": null })
             }
             Kind::Completion => {
@@ -260,6 +280,8 @@ impl Kind {
 enum Piece<'a> {
     Content(&'a str),
     Reasoning(&'a str),
+    /// A whole tool call, the answer's `index`-th.
+    Call(&'a ToolCall, usize),
 }
 
 /// A reasoning model's thinking, under both names clients read: `reasoning_content`
@@ -330,7 +352,8 @@ async fn respond(
             let (mut answer, done, _) = run.collect().await?;
             let lps = std::mem::take(&mut answer.logprobs);
             answer.content.insert_str(0, &echo);
-            let mut choice = kind.choice(answer, finish_reason(done.done_reason));
+            let finish = if answer.tool_calls.is_empty() { finish_reason(done.done_reason) } else { "tool_calls" };
+            let mut choice = kind.choice(answer, finish);
             choice["index"] = index.into();
             if with_logprobs {
                 choice["logprobs"] = kind.logprobs(&lps, &mut 0);
@@ -375,6 +398,7 @@ fn choice_chunks(
     // Logprobs wait for the text their tokens complete and ride on its chunk.
     let mut pending = Vec::new();
     let mut offset = 0;
+    let mut calls = 0;
     move |ev| {
         // An empty answer still opens with the assistant's role, and tokens whose text never
         // came (a stop string's) still report their logprobs.
@@ -395,12 +419,18 @@ fn choice_chunks(
             }
             Event::Text(t) => piece(Piece::Content(&(std::mem::take(&mut echo) + &t))),
             Event::Thinking(t) => piece(Piece::Reasoning(&t)),
+            Event::ToolCall(c) => {
+                let chunk = piece(Piece::Call(&c, calls));
+                calls += 1;
+                chunk
+            }
             Event::Done(d) => {
                 let mut out = String::new();
                 if open_before_done {
                     out.push_str(&piece(Piece::Content(&std::mem::take(&mut echo))));
                 }
-                let mut finish = kind.delta(Piece::Content(""), false, Some(finish_reason(d.done_reason)));
+                let reason = if calls == 0 { finish_reason(d.done_reason) } else { "tool_calls" };
+                let mut finish = kind.delta(Piece::Content(""), false, Some(reason));
                 finish["index"] = index.into();
                 out.push_str(&sse(&h.envelope(json!([finish]), true)));
                 dones.lock().unwrap_or_else(|e| e.into_inner()).push(d);
@@ -423,14 +453,22 @@ pub async fn chat_completions(State(state): State<AppState>, body: Bytes) -> Res
         let content = m.content.map(Content::into_text).transpose()?.unwrap_or_default();
         // OpenAI's newer name for the system role; chat templates know only "system".
         let role = if m.role == "developer" { "system".to_string() } else { m.role };
-        messages.push(ChatMessage::new(role, content));
+        let tool_calls = chat_calls(m.tool_calls)?;
+        messages.push(ChatMessage {
+            tool_calls,
+            tool_call_id: m.tool_call_id,
+            name: m.name,
+            ..ChatMessage::new(role, content)
+        });
     }
+    let tool_choice = openai_tool_choice(req.tool_choice.as_ref())?;
+    let tools = req.tools.filter(|t| !t.is_empty()).map(Value::Array);
     let include_usage = req.stream_options.is_some_and(|o| o.include_usage);
     let model = state.registry.find(&req.model)?;
     require_generation(&model, &req.model, "chat")?;
     let mut options = options_for(&model, &req.sampling, req.structured)?;
     options.generate.logprobs = logprobs::requested(req.logprobs.unwrap_or(false), req.top_logprobs)?;
-    let prompt = model.chat_prompt(messages, ChatExtras { tools: None, think });
+    let prompt = model.chat_prompt(messages, ChatExtras { tools, think }, tool_choice);
     let reply = Reply { stream: req.stream, include_usage, echo: String::new(), n };
     respond(&state, Kind::Chat, model, prompt, options, reply).await
 }
@@ -531,5 +569,22 @@ mod tests {
         assert_eq!(think(r#"{"model":"m","messages":[],"reasoning_effort":"high"}"#).unwrap(), Some(true));
         assert_eq!(think(r#"{"model":"m","messages":[],"reasoning":{"effort":"low"}}"#).unwrap(), Some(true));
         assert!(think(r#"{"model":"m","messages":[],"reasoning_effort":"extreme"}"#).is_err());
+    }
+
+    #[test]
+    fn tool_calls_go_in_the_message_and_the_stream() {
+        let Value::Object(arguments) = json!({ "city": "Oslo" }) else { unreachable!() };
+        let call = ToolCall { name: "get_weather".into(), arguments };
+        let answer = Answer { tool_calls: vec![call.clone()], ..Answer::default() };
+        let m = Kind::Chat.choice(answer, "tool_calls")["message"].clone();
+        assert_eq!(m["content"], Value::Null);
+        assert_eq!(
+            m["tool_calls"][0]["function"],
+            json!({ "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}" })
+        );
+        assert_eq!(m["tool_calls"][0]["type"], "function");
+        let delta = Kind::Chat.delta(Piece::Call(&call, 1), false, None)["delta"].clone();
+        assert_eq!((delta["tool_calls"][0]["index"].as_u64(), delta.get("content")), (Some(1), None));
+        assert!(delta["tool_calls"][0]["id"].as_str().is_some_and(|id| id.starts_with("call-")));
     }
 }

@@ -21,6 +21,7 @@ use kiln_engine::logprobs::TokenLogprob;
 use kiln_engine::prompt::{ChatExtras, PromptFormat};
 use kiln_engine::reasoning::{Split, ThinkingSplitter, ThinkingTags};
 use kiln_engine::scheduler::{self, Scheduler, SchedulerConfig, SchedulerStats};
+use kiln_engine::tools::{Part, ToolCall, ToolCallSplitter, ToolChoice, ToolFormat};
 use kiln_engine::{
     default_threads, DoneReason, EmbedInput, EmbedOptions, Embedder, Embeddings, Engine, EngineConfig, EngineError,
     GenerationStats,
@@ -57,6 +58,7 @@ pub struct ChatPrompt {
     pub template: Option<Arc<str>>,
     /// Tool definitions and the thinking switch, passed to the template.
     pub extras: ChatExtras,
+    pub tool_choice: ToolChoice,
 }
 
 /// One request for the model thread.
@@ -91,6 +93,8 @@ pub enum Event {
     Thinking(String),
     /// A generated token's logprob (when asked for), before the text it completes.
     Logprob(TokenLogprob),
+    /// A whole call of one of the request's tools.
+    ToolCall(ToolCall),
     Done(Done),
     Error(ApiError),
 }
@@ -330,6 +334,8 @@ struct Active {
     prompt_tokens: usize,
     /// Separates the thinking of a reasoning model's answer from its content.
     thinking: Option<ThinkingSplitter>,
+    /// Lifts tool calls out of the content, for requests that offer tools.
+    tools: Option<ToolCallSplitter>,
 }
 
 /// State owned by a model thread.
@@ -444,6 +450,37 @@ fn check_think(prompt: &Prompt, tags: Option<ThinkingTags>) -> Result<(), ApiErr
     }
 }
 
+/// The parser for a request's tool calls (`None`: it offers no tools, or `tool_choice` is
+/// `none`), constraining the answer to a call when one is forced.
+fn tool_calls(
+    file: &GgufFile,
+    prompt: &Prompt,
+    generate: &mut kiln_engine::GenerateOptions,
+) -> Result<Option<ToolCallSplitter>, ApiError> {
+    let Prompt::Chat(chat) = prompt else { return Ok(None) };
+    let tools = match &chat.extras.tools {
+        Some(serde_json::Value::Array(tools)) if !tools.is_empty() => tools,
+        _ if chat.tool_choice.forced().is_some() => {
+            return Err(ApiError::bad_request("tool_choice requires a call, but the request has no tools"))
+        }
+        _ => return Ok(None),
+    };
+    let Some(format) = template_text(file, &chat.template).and_then(ToolFormat::of_template) else {
+        return Err(ApiError::bad_request("the model does not support tools: its template has no tool calls"));
+    };
+    if chat.tool_choice == ToolChoice::None {
+        return Ok(None);
+    }
+    if let Some(only) = chat.tool_choice.forced() {
+        if generate.grammar.is_some() {
+            return Err(ApiError::bad_request("a forced tool call cannot be combined with a response format"));
+        }
+        let grammar = format.forced_grammar(tools, only).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        generate.grammar = Some(grammar);
+    }
+    Ok(Some(ToolCallSplitter::new(format)))
+}
+
 impl ModelThread {
     fn load(file: Arc<GgufFile>, config: WorkerConfig, shared: Shared) -> Result<ModelThread, ApiError> {
         let n_threads = config.n_threads.unwrap_or_else(default_threads).max(1);
@@ -531,6 +568,10 @@ impl ModelThread {
         if let Err(e) = check_think(&job.prompt, tags) {
             return self.fail(&job.events, e);
         }
+        let tools = match tool_calls(&self.file, &job.prompt, &mut job.options.generate) {
+            Ok(t) => t,
+            Err(e) => return self.fail(&job.events, e),
+        };
         let tok = scheduler.engine().tokenizer();
         let tokens = match prompt_tokens(&self.file, tok, &mut self.formats, &job.prompt) {
             Ok(t) => t,
@@ -558,8 +599,15 @@ impl ModelThread {
             s.set_parent(id);
         }
         self.shared.num_ctx.store(job.options.num_ctx, Ordering::Relaxed);
-        let active =
-            Active { events: job.events, received: Instant::now(), last_text: None, load, prompt_tokens, thinking };
+        let active = Active {
+            events: job.events,
+            received: Instant::now(),
+            last_text: None,
+            load,
+            prompt_tokens,
+            thinking,
+            tools,
+        };
         self.active.insert(id, active);
     }
 
@@ -621,6 +669,9 @@ impl ModelThread {
                 if let Some(rest) = a.thinking.as_mut().map(ThinkingSplitter::finish) {
                     a.send(rest);
                 }
+                if let Some(rest) = a.tools.as_mut().map(ToolCallSplitter::finish) {
+                    a.send_parts(rest);
+                }
                 let done = finished(&stats, a);
                 m.requests.fetch_add(1, Ordering::Relaxed);
                 m.prompt_tokens.fetch_add(a.prompt_tokens as u64, Ordering::Relaxed);
@@ -640,10 +691,28 @@ impl ModelThread {
 }
 
 impl Active {
-    /// Sends the non-empty parts of `split`; false once the client has gone.
-    fn send(&self, split: Split) -> bool {
+    /// Sends the non-empty parts of `split`, the content's tool calls lifted out; false once
+    /// the client has gone.
+    fn send(&mut self, split: Split) -> bool {
         let thinking = split.thinking.is_empty() || self.events.send(Event::Thinking(split.thinking)).is_ok();
-        thinking && (split.content.is_empty() || self.events.send(Event::Text(split.content)).is_ok())
+        thinking
+            && match self.tools.as_mut() {
+                Some(tools) => {
+                    let parts = tools.push(&split.content);
+                    self.send_parts(parts)
+                }
+                None => split.content.is_empty() || self.events.send(Event::Text(split.content)).is_ok(),
+            }
+    }
+
+    fn send_parts(&self, parts: Vec<Part>) -> bool {
+        parts.into_iter().all(|p| {
+            let event = match p {
+                Part::Content(text) => Event::Text(text),
+                Part::Call(call) => Event::ToolCall(call),
+            };
+            self.events.send(event).is_ok()
+        })
     }
 }
 

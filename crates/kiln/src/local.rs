@@ -171,7 +171,7 @@ struct LocalChat<'a> {
 
 impl ChatSession for LocalChat<'_> {
     fn say(&mut self, message: String) -> Result<()> {
-        self.messages.push(ChatMessage { role: "user".into(), content: message });
+        self.messages.push(ChatMessage::new("user", message));
         let started = Instant::now();
         let tokens = match fit_history(
             &self.format,
@@ -190,7 +190,7 @@ impl ChatSession for LocalChat<'_> {
         let thinking = self.format.splitter(self.engine.tokenizer(), &tokens);
         let stats = answer(self.engine, &mut self.seq, &self.opts, thinking, self.format.show_thinking)?;
         let reply = self.engine.tokenizer().decode(&stats.generated, false);
-        self.messages.push(ChatMessage { role: "assistant".into(), content: reply });
+        self.messages.push(ChatMessage::new("assistant", reply));
         if self.verbose {
             timings(&stats, self.load, started.elapsed()).print();
         }
@@ -205,7 +205,7 @@ impl ChatSession for LocalChat<'_> {
 }
 
 fn system_messages(args: &RunArgs) -> Vec<ChatMessage> {
-    args.system.iter().map(|s| ChatMessage { role: "system".into(), content: s.clone() }).collect()
+    args.system.iter().map(|s| ChatMessage::new("system", s.clone())).collect()
 }
 
 /// An embedding model's vector of the prompt, printed as a JSON array.
@@ -255,7 +255,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         (engine.tokenizer().encode(prompt, true, true), None)
     } else {
         let mut messages = system_messages(&args);
-        messages.push(ChatMessage { role: "user".into(), content: prompt.clone() });
+        messages.push(ChatMessage::new("user", prompt.clone()));
         let format = prompt_format(&engine, &args)?;
         let tokens = format.chat_tokens(engine.tokenizer(), &messages)?;
         let thinking = format.splitter(engine.tokenizer(), &tokens);

@@ -186,3 +186,18 @@ fn a_lark_grammar_can_embed_a_schema_as_a_tool_call_would() {
     let wrong = r#"<tool_call>{"town":"Oslo"}</tool_call>"#;
     assert!(feed(tok, &mut c, wrong) < tok.encode(wrong, false, false).len());
 }
+
+#[test]
+fn forced_tool_calls_accept_a_call_of_a_given_tool_only() {
+    let Some((tok, compiler)) = smollm2() else { return };
+    let weather = json!({ "type": "object", "properties": { "city": { "type": "string" } }, "required": ["city"] });
+    let tools = [json!({ "type": "function", "function": { "name": "get_weather", "parameters": weather } })];
+    let grammar = crate::tools::ToolFormat::Hermes.forced_grammar(&tools, None).unwrap();
+    let call = "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>";
+    let mut c = compiler.compile(&grammar).unwrap();
+    assert_eq!(feed(tok, &mut c, call), tok.encode(call, false, false).len());
+    assert!(c.is_finished());
+    let other = "<tool_call>\n{\"name\": \"get_time\", \"arguments\": {}}\n</tool_call>";
+    let mut c = compiler.compile(&grammar).unwrap();
+    assert!(feed(tok, &mut c, other) < tok.encode(other, false, false).len());
+}
