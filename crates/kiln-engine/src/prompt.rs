@@ -39,8 +39,32 @@ pub enum PromptError {
     Jinja(#[from] TemplateError),
     #[error("invalid Go template: {0}")]
     Go(#[from] kiln_gotemplate::TemplateError),
-    #[error("this model's template has no place for a suffix (fill-in-the-middle needs a template that uses .Suffix)")]
+    #[error(
+        "this model cannot fill in the middle: its template has no place for a suffix (.Suffix) and its vocabulary \
+         no prefix/suffix/middle tokens"
+    )]
     NoSuffix,
+}
+
+/// `[BOS] <prefix-token> prompt <suffix-token> suffix <middle-token>`, if the vocabulary has
+/// the three fill-in-the-middle tokens. The texts are user code: special-token text in them
+/// stays text.
+fn fim_tokens(tok: &Tokenizer, prompt: &str, suffix: &str) -> Option<Vec<u32>> {
+    let ids = tok.special_ids();
+    let (pre, suf, mid) = (ids.fim_pre?, ids.fim_suf?, ids.fim_mid?);
+    let mut tokens: Vec<u32> = tok.bos().filter(|_| tok.add_bos()).into_iter().collect();
+    tokens.push(pre);
+    tokens.extend(tok.encode(prompt, false, false));
+    tokens.push(suf);
+    tokens.extend(tok.encode(suffix, false, false));
+    tokens.push(mid);
+    Some(tokens)
+}
+
+/// Whether the tokenizer can fill in the middle without a template's help.
+pub fn vocab_fills_in(tok: &Tokenizer) -> bool {
+    let ids = tok.special_ids();
+    ids.fim_pre.is_some() && ids.fim_suf.is_some() && ids.fim_mid.is_some()
 }
 
 /// A template in either language: Ollama's Go templates (Modelfile TEMPLATE, registry
@@ -148,8 +172,11 @@ impl PromptFormat {
         Ok(tok.encode(self.strip_bos(tok, &text), true, true))
     }
 
-    /// Prompt tokens for filling in between `prompt` and `suffix` (code completion), for
-    /// templates that place a suffix.
+    /// Prompt tokens for filling in between `prompt` and `suffix` (code completion): through
+    /// a template that places a suffix, else from the vocabulary's fill-in-the-middle tokens
+    /// (code models such as Qwen 2.5 Coder, StarCoder 2, CodeLlama, DeepSeek Coder), in the
+    /// prefix-suffix-middle order llama.cpp's `/infill` uses; the system prompt has no place
+    /// there.
     pub fn fill_tokens(
         &self,
         tok: &Tokenizer,
@@ -162,7 +189,7 @@ impl PromptFormat {
                 let text = t.render(&GoValues::generate(system, prompt, suffix, None))?;
                 Ok(tok.encode(self.strip_bos(tok, &text), true, true))
             }
-            _ => Err(PromptError::NoSuffix),
+            _ => fim_tokens(tok, prompt, suffix).ok_or(PromptError::NoSuffix),
         }
     }
 
@@ -210,8 +237,47 @@ mod tests {
         let fim = PromptFormat::new(&tok, Some(GO_FIM)).unwrap();
         let got = fim.fill_tokens(&tok, None, "def f(", "):\n    pass").unwrap();
         assert_eq!(got, tok.encode("<|fim_prefix|>def f(<|fim_suffix|>):\n    pass<|fim_middle|>", true, true));
+    }
+
+    /// A SentencePiece vocabulary of byte tokens plus a code model's fill-in-the-middle tokens.
+    fn fim_vocabulary() -> Tokenizer {
+        let mut tokens: Vec<String> =
+            ["<unk>", "<s>", "</s>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"].map(String::from).to_vec();
+        let mut types = vec![2, 3, 3, 3, 3, 3];
+        tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+        types.extend([6; 256]);
+        Tokenizer::from_spec(kiln_tokenizer::VocabSpec {
+            model: "llama".into(),
+            scores: Some(vec![0.0; tokens.len()]),
+            tokens,
+            token_types: Some(types),
+            special: kiln_tokenizer::SpecialIds { bos: Some(1), eos: Some(2), unk: Some(0), ..Default::default() },
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn without_a_suffix_template_the_vocabularys_fim_tokens_are_used() {
+        let tok = fim_vocabulary();
+        assert!(vocab_fills_in(&tok));
         let chat = PromptFormat::new(&tok, Some(GO_CHATML)).unwrap();
-        assert!(matches!(chat.fill_tokens(&tok, None, "a", "b"), Err(PromptError::NoSuffix)));
+        let got = chat.fill_tokens(&tok, Some("ignored"), "def f(", "):").unwrap();
+        let mut want: Vec<u32> = tok.bos().filter(|_| tok.add_bos()).into_iter().collect();
+        want.push(3);
+        want.extend(tok.encode("def f(", false, false));
+        want.push(4);
+        want.extend(tok.encode("):", false, false));
+        want.push(5);
+        assert_eq!(got, want);
+        // Special-token text inside the code stays text.
+        let quoted = chat.fill_tokens(&tok, None, "<|fim_middle|>", "").unwrap();
+        assert_eq!(quoted.iter().filter(|&&t| t == 5).count(), 1);
+        // SmolLM2 has neither a suffix in its template nor such tokens.
+        let Some(smol) = tokenizer() else { return };
+        assert!(!vocab_fills_in(&smol));
+        let chat = PromptFormat::new(&smol, Some(GO_CHATML)).unwrap();
+        assert!(matches!(chat.fill_tokens(&smol, None, "a", "b"), Err(PromptError::NoSuffix)));
     }
 
     #[test]

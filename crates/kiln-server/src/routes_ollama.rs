@@ -427,12 +427,16 @@ pub async fn ps(State(state): State<AppState>) -> Result<Json<Value>, ApiError> 
 
 /// What the model can do, as `/api/show` reports it (Continue offers autocomplete for
 /// models with `insert`): an embedding model only embeds.
-fn capabilities(architecture: Option<&str>, template: &str) -> Vec<&'static str> {
+fn capabilities(metadata: &serde_json::Map<String, Value>, template: &str) -> Vec<&'static str> {
+    let architecture = metadata.get("general.architecture").and_then(Value::as_str);
     if architecture.and_then(kiln_models::EncoderArch::from_name).is_some() {
         return vec!["embedding"];
     }
     let mut caps = vec!["completion"];
-    if kiln_engine::prompt::supports_suffix(template) {
+    // Code models' vocabularies name their fill-in-the-middle tokens, which fill without a template.
+    let fim_tokens =
+        ["pre", "suf", "mid"].iter().all(|t| metadata.contains_key(&format!("tokenizer.ggml.fim_{t}_token_id")));
+    if kiln_engine::prompt::supports_suffix(template) || fim_tokens {
         caps.push("insert");
     }
     if ThinkingTags::of_template(template).is_some() {
@@ -474,7 +478,7 @@ pub async fn show(State(state): State<AppState>, body: Bytes) -> Result<Json<Val
             "messages": spec.messages,
             "details": details(&model),
             "model_info": Value::Object(info.metadata.clone()),
-            "capabilities": capabilities(info.metadata.get("general.architecture").and_then(Value::as_str), &template),
+            "capabilities": capabilities(&info.metadata, &template),
             "modified_at": rfc3339(model.modified),
         })))
     })
@@ -512,10 +516,17 @@ mod tests {
 
     #[test]
     fn embedding_models_only_embed() {
-        assert_eq!(capabilities(Some("bert"), ""), ["embedding"]);
-        assert_eq!(capabilities(Some("nomic-bert"), ""), ["embedding"]);
-        assert_eq!(capabilities(Some("llama"), ""), ["completion"]);
-        assert_eq!(capabilities(None, ""), ["completion"]);
+        let meta = |pairs: &[(&str, Value)]| pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        assert_eq!(capabilities(&meta(&[("general.architecture", json!("bert"))]), ""), ["embedding"]);
+        assert_eq!(capabilities(&meta(&[("general.architecture", json!("nomic-bert"))]), ""), ["embedding"]);
+        assert_eq!(capabilities(&meta(&[("general.architecture", json!("llama"))]), ""), ["completion"]);
+        assert_eq!(capabilities(&meta(&[]), ""), ["completion"]);
+        let fim = meta(&[
+            ("tokenizer.ggml.fim_pre_token_id", json!(1)),
+            ("tokenizer.ggml.fim_suf_token_id", json!(2)),
+            ("tokenizer.ggml.fim_mid_token_id", json!(3)),
+        ]);
+        assert_eq!(capabilities(&fim, ""), ["completion", "insert"]);
     }
 
     #[test]

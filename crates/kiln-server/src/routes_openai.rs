@@ -146,6 +146,8 @@ pub struct CompletionRequest {
     /// Repeat the prompt before the answer in the choice's text.
     #[serde(default)]
     pub echo: bool,
+    /// Text after the insertion point: the answer fills in between (code completion).
+    pub suffix: Option<String>,
     #[serde(flatten)]
     pub sampling: OpenAiSampling,
     #[serde(flatten)]
@@ -493,7 +495,14 @@ pub async fn completions(State(state): State<AppState>, body: Bytes) -> Result<R
     }
     let echo = if req.echo { prompt.clone() } else { String::new() };
     let reply = Reply { stream: req.stream, include_usage, echo, n };
-    respond(&state, Kind::Completion, model, Prompt::Raw(prompt), options, reply).await
+    // With a suffix the model fills in between, through the template or its FIM tokens.
+    let prompt = match req.suffix.filter(|s| !s.is_empty()) {
+        Some(suffix) => {
+            Prompt::Fill { system: None, prompt, suffix, template: model.spec.template.clone().map(Into::into) }
+        }
+        None => Prompt::Raw(prompt),
+    };
+    respond(&state, Kind::Completion, model, prompt, options, reply).await
 }
 
 fn model_object(m: &ModelEntry) -> Value {
