@@ -25,7 +25,9 @@ def oc():
     if "smollm2:135m" not in {m.model for m in client.list().models}:
         client.pull("smollm2:135m")
     client.create(model="filler", from_="smollm2:135m", template=FIM_TEMPLATE, parameters=GREEDY)
-    return client
+    # Deleted again, so that the library holds what it held before (other tests count its blobs).
+    yield client
+    client.delete("filler")
 
 
 def raw_answer(oc):
