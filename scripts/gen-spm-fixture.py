@@ -22,6 +22,7 @@ import subprocess
 import sys
 
 import sentencepiece as spm
+from sentencepiece import sentencepiece_model_pb2 as sp_model
 from transformers import LlamaTokenizerFast
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -46,6 +47,11 @@ def main() -> None:
         model_type="bpe", byte_fallback=True, character_coverage=1.0, user_defined_symbols=["<|im_start|>", "<|im_end|>"],
         unk_id=0, bos_id=1, eos_id=2, pad_id=-1, normalization_rule_name="identity", num_threads=1, minloglevel=2)
     (hf_dir / "tokenizer.vocab").unlink()
+    # The trainer records the output prefix it was given; keep this machine's path out of it.
+    proto = sp_model.ModelProto()
+    proto.ParseFromString((hf_dir / "tokenizer.model").read_bytes())
+    proto.trainer_spec.model_prefix = "tokenizer"
+    (hf_dir / "tokenizer.model").write_bytes(proto.SerializeToString())
     tokenizer = LlamaTokenizerFast(vocab_file=str(hf_dir / "tokenizer.model"), legacy=False)
     tokenizer.chat_template = (
         "{% for message in messages %}{{ '<|im_start|>' + message['role'] + '\\n' + message['content']"
