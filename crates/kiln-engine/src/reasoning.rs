@@ -61,9 +61,11 @@ impl ThinkingSplitter {
         ThinkingSplitter { tags, phase, held: String::new() }
     }
 
-    /// Whether `prompt` (rendered, as text) leaves the model inside its thinking block.
-    pub fn prompt_opens(tags: ThinkingTags, prompt: &str) -> bool {
-        prompt.trim_end().ends_with(tags.open)
+    /// Whether the prompt `tokens` leave the model inside its thinking block (templates that
+    /// make the model think end the prompt with the opening tag); only the last few tokens
+    /// are decoded.
+    pub fn prompt_opens(tags: ThinkingTags, tok: &kiln_tokenizer::Tokenizer, tokens: &[u32]) -> bool {
+        text_opens(tags, &tok.decode(&tokens[tokens.len().saturating_sub(8)..], true))
     }
 
     /// Takes the next piece of the answer and returns what can be told apart so far.
@@ -121,6 +123,11 @@ impl ThinkingSplitter {
             Phase::Start | Phase::Content { .. } => Split { thinking: String::new(), content: held },
         }
     }
+}
+
+/// Whether rendered prompt text ends with the opening tag (trailing whitespace aside).
+fn text_opens(tags: ThinkingTags, prompt: &str) -> bool {
+    prompt.trim_end().ends_with(tags.open)
 }
 
 /// Bytes at the end of `text` that begin `tag` (so may be a tag cut in two by streaming).
@@ -194,8 +201,8 @@ mod tests {
         let r1 = "{% set content = content.split('</think>')[-1] %}<｜Assistant｜><think>\\n";
         assert_eq!(ThinkingTags::of_template(r1), Some(THINK));
         assert_eq!(ThinkingTags::of_template("{{ .Prompt }}"), None);
-        assert!(ThinkingSplitter::prompt_opens(THINK, "<｜Assistant｜><think>\n"));
-        assert!(!ThinkingSplitter::prompt_opens(THINK, "<|im_start|>assistant\n"));
+        assert!(text_opens(THINK, "<｜Assistant｜><think>\n"));
+        assert!(!text_opens(THINK, "<|im_start|>assistant\n"));
     }
 
     #[test]

@@ -577,9 +577,7 @@ impl ModelThread {
             Ok(t) => t,
             Err(e) => return self.fail(&job.events, e),
         };
-        // Templates that make the model think end the prompt with the opening tag.
-        let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
-        let opened = tags.filter(|&t| ThinkingSplitter::prompt_opens(t, &tail));
+        let opened = tags.filter(|&t| ThinkingSplitter::prompt_opens(t, tok, &tokens));
         let thinking = tags.map(|tags| ThinkingSplitter::new(tags, opened.is_some()));
         // A grammar shapes the content: thinking the prompt opened stays free until it closes.
         let generate = &mut job.options.generate;

@@ -40,10 +40,7 @@ impl Format {
 
     /// Splits a reasoning model's answer to the prompt `tokens`.
     fn splitter(&self, tok: &Tokenizer, tokens: &[u32]) -> Option<ThinkingSplitter> {
-        self.thinking.map(|tags| {
-            let tail = tok.decode(&tokens[tokens.len().saturating_sub(8)..], true);
-            ThinkingSplitter::new(tags, ThinkingSplitter::prompt_opens(tags, &tail))
-        })
+        self.thinking.map(|tags| ThinkingSplitter::new(tags, ThinkingSplitter::prompt_opens(tags, tok, tokens)))
     }
 }
 
